@@ -1,0 +1,120 @@
+package api
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Answer is one resource record of a lookup, in the form of the JSON contract.
+type Answer struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	TTL  uint32 `json:"ttl"`
+	Data string `json:"data"`
+}
+
+// Lookup is the result object of the `lookup` method, of `delve --json` and of `ubus call delve lookup`.
+type Lookup struct {
+	Name      string   `json:"name"`
+	Types     []string `json:"types"`
+	Rcode     string   `json:"rcode"`
+	Answers   []Answer `json:"answers"`
+	Addresses []string `json:"addresses"`
+	Upstream  string   `json:"upstream"`
+	RTTms     float64  `json:"rtt_ms"`
+	Cached    bool     `json:"cached"`
+	Secure    bool     `json:"secure"`
+	// Capped is set when the answers were cut to keep a reply small (ubus messages are limited to
+	// 1 MiB); AnswersTotal then says how many there were.
+	Capped       bool `json:"capped,omitempty"`
+	AnswersTotal int  `json:"answers_total,omitempty"`
+}
+
+// RecordData is the presentation form of an RR's data: what `dig +short` prints.
+func RecordData(rr dns.RR) string {
+	hdr := rr.Header().String()
+	return strings.TrimPrefix(rr.String(), hdr)
+}
+
+// NewLookup builds the lookup object. rtt is the upstream round trip (zero for cached answers).
+func NewLookup(name string, types []uint16, rcode int, answers []dns.RR, upstream string, rtt time.Duration, cached, secure bool) *Lookup {
+	l := &Lookup{
+		Name:      name,
+		Types:     make([]string, 0, len(types)),
+		Rcode:     RcodeName(rcode),
+		Answers:   make([]Answer, 0, len(answers)),
+		Addresses: []string{},
+		Upstream:  upstream,
+		RTTms:     float64(rtt.Microseconds()) / 1000,
+		Cached:    cached,
+		Secure:    secure,
+	}
+	for _, t := range types {
+		l.Types = append(l.Types, TypeName(t))
+	}
+	for _, rr := range answers {
+		h := rr.Header()
+		l.Answers = append(l.Answers, Answer{Name: h.Name, Type: TypeName(h.Rrtype), TTL: h.Ttl, Data: RecordData(rr)})
+		switch v := rr.(type) {
+		case *dns.A:
+			l.Addresses = append(l.Addresses, v.A.String())
+		case *dns.AAAA:
+			l.Addresses = append(l.Addresses, v.AAAA.String())
+		}
+	}
+	return l
+}
+
+// Cap keeps at most max answers (and the addresses among them), marking the object as capped.
+func (l *Lookup) Cap(max int) {
+	if len(l.Answers) <= max {
+		return
+	}
+	l.AnswersTotal = len(l.Answers)
+	l.Capped = true
+	l.Answers = l.Answers[:max]
+	l.Addresses = l.Addresses[:0]
+	for _, a := range l.Answers {
+		if a.Type == "A" || a.Type == "AAAA" {
+			l.Addresses = append(l.Addresses, a.Data)
+		}
+	}
+}
+
+// TypeName is the mnemonic of a record type, or TYPEnnn (RFC 3597) when it has none.
+func TypeName(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(t))
+}
+
+// RcodeName is the mnemonic of a response code.
+func RcodeName(rc int) string {
+	if s, ok := dns.RcodeToString[rc]; ok {
+		return s
+	}
+	return "RCODE" + strconv.Itoa(rc)
+}
+
+// ParseType accepts a type mnemonic in any case ("aaaa") or the RFC 3597 form ("TYPE65").
+func ParseType(s string) (uint16, error) {
+	u := strings.ToUpper(s)
+	if t, ok := dns.StringToType[u]; ok && t != dns.TypeNone && t != dns.TypeReserved {
+		return t, nil
+	}
+	if n, ok := strings.CutPrefix(u, "TYPE"); ok {
+		v, err := strconv.ParseUint(n, 10, 32)
+		if err == nil && v >= 1 && v <= 65535 {
+			return uint16(v), nil
+		}
+		if err == nil || errors.Is(err, strconv.ErrRange) {
+			return 0, errors.New("record type number " + strconv.Quote(s) + " is out of range (1-65535)")
+		}
+	}
+	return 0, errors.New("unknown record type " + strconv.Quote(s))
+}
