@@ -1,0 +1,430 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultPort        = 853
+	DefaultIdleTimeout = 20 * time.Second
+	DefaultMaxConns    = 1
+	DefaultMaxInFlight = 128
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// maxAttempts bounds how often one query is sent again after its connection closed under it.
+const maxAttempts = 3
+
+// ErrClosed is returned by Exchange after Close.
+var ErrClosed = errors.New("upstream closed")
+
+// ErrConnClosed is returned when the server closed every connection a query was sent on.
+var ErrConnClosed = errors.New("the server closed the connection before answering")
+
+// Options configure one DoT server. Zero values mean the documented defaults.
+type Options struct {
+	Name    string // shown in errors and status; default "address:port"
+	Address string // IP address literal; no bootstrap lookups
+	Port    int    // default 853 (RFC 7858 §3.1)
+	// TLSName is the authentication domain name checked against the certificate and sent as SNI.
+	// It may be empty only when Pins is not.
+	TLSName string
+	// Pins are SHA-256 digests of DER SubjectPublicKeyInfo (RFC 7858 §4.2). With a TLSName, a key
+	// of the verified chain must match one; without, the server's own key must.
+	Pins    [][32]byte
+	RootCAs *x509.CertPool // nil: the system roots
+
+	IdleTimeout time.Duration // an unused connection closes after this; default 20 s
+	MaxConns    int           // connections to this server; default 1 (RFC 7766 §6.2.2)
+	MaxInFlight int           // queries in flight per connection; default 128
+	DialTimeout time.Duration // TCP connect and TLS handshake; default 5 s
+
+	// ClockUnsynced, when set and true for the current time, makes a certificate chain whose only
+	// fault is "not valid yet" acceptable: a router without a real-time clock boots in the past,
+	// and NTP may need DNS to correct it. OnClockTolerance is told each time that happens.
+	ClockUnsynced    func(now time.Time) bool
+	OnClockTolerance func(upstream string, now, checkedAt time.Time)
+
+	Now         func() time.Time                                                  // default time.Now
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error) // default net.Dialer
+	Logger      *slog.Logger                                                      // default: discard
+}
+
+// Stats are an upstream's counters.
+type Stats struct {
+	Queries     uint64        // Exchange calls
+	Errors      uint64        // Exchange calls that returned an error
+	Retries     uint64        // queries sent again after their connection closed
+	Unmatched   uint64        // replies dropped because no query matched their ID and question
+	ConnsOpened uint64        // TLS connections established
+	Resumed     uint64        // of which resumed a TLS session
+	OpenConns   int           // connections open now
+	InFlight    int           // queries in flight now
+	SRTT        time.Duration // smoothed round-trip time of answered queries; 0 before the first
+}
+
+type counters struct {
+	queries, errors, retries, unmatched, opened, resumed atomic.Uint64
+}
+
+// Upstream is one DNS-over-TLS server with a small pool of pipelined connections. It is safe for
+// concurrent use; Exchange does not modify the message it is given.
+type Upstream struct {
+	opts   Options
+	addr   string
+	pins   [][32]byte
+	tlsCfg *tls.Config
+	log    *slog.Logger
+	stats  counters
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	dials  sync.WaitGroup
+
+	waiters atomic.Int32 // callers waiting for a slot; changed() wakes them
+
+	mu      sync.Mutex
+	conns   []*conn
+	dialing *dialing
+	notify  chan struct{}
+	closed  bool
+	srtt    time.Duration
+}
+
+type dialing struct {
+	done chan struct{}
+	err  error
+}
+
+// New checks opts and returns an Upstream. It does not connect: the first Exchange does.
+func New(opts Options) (*Upstream, error) {
+	ip, err := netip.ParseAddr(opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("upstream address %q is not an IP address", opts.Address)
+	}
+	if opts.Port == 0 {
+		opts.Port = DefaultPort
+	}
+	if opts.Port < 1 || opts.Port > 65535 || opts.Port == 53 {
+		return nil, fmt.Errorf("upstream port %d is not a DoT port (1-65535, not 53)", opts.Port)
+	}
+	if opts.TLSName == "" && len(opts.Pins) == 0 {
+		return nil, errors.New("an upstream needs a TLS name, SPKI pins, or both (strict profile)")
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.DialContext == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		opts.DialContext = d.DialContext
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(opts.Port))
+	if opts.Name == "" {
+		opts.Name = addr
+	}
+	u := &Upstream{
+		opts:   opts,
+		addr:   addr,
+		pins:   opts.Pins,
+		log:    opts.Logger,
+		notify: make(chan struct{}),
+	}
+	u.tlsCfg = u.tlsConfig()
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	return u, nil
+}
+
+// Name is the upstream's name.
+func (u *Upstream) Name() string { return u.opts.Name }
+
+// Addr is "address:port".
+func (u *Upstream) Addr() string { return u.addr }
+
+// Options returns the options the upstream was made with, defaults filled in.
+func (u *Upstream) Options() Options { return u.opts }
+
+func (u *Upstream) label() string {
+	if u.opts.Name == u.addr {
+		return u.addr
+	}
+	return u.opts.Name + " (" + u.addr + ")"
+}
+
+func (u *Upstream) now() time.Time { return u.opts.Now() }
+
+// Exchange sends q and returns the reply, with q's ID. A connection that closes with the query
+// in flight is not an error: the query is sent again on a fresh connection within ctx's deadline.
+// Errors name the upstream; TLS failures are *TLSError, never retried in clear text.
+func (u *Upstream) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	u.stats.queries.Add(1)
+	m, err := u.exchange(ctx, q)
+	if err != nil {
+		u.stats.errors.Add(1)
+	}
+	return m, err
+}
+
+func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	wire, err := wireQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	question := wire[12:questionEnd(wire)]
+	for attempt := 1; ; attempt++ {
+		c, err := u.acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		raw, err := c.roundTrip(ctx, wire, question)
+		if err == nil {
+			return u.reply(c, q, raw, time.Since(start))
+		}
+		if errors.Is(err, errConnLost) {
+			if attempt < maxAttempts && ctx.Err() == nil {
+				u.stats.retries.Add(1)
+				continue
+			}
+			err = ErrConnClosed
+		}
+		return nil, fmt.Errorf("upstream %s: %w", u.label(), err)
+	}
+}
+
+func (u *Upstream) reply(c *conn, q *dns.Msg, raw []byte, rtt time.Duration) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("upstream %s: malformed reply: %w", u.label(), err)
+	}
+	m.Id = q.Id
+	if ka, ok := cleanReply(m); ok {
+		c.setKeepalive(ka)
+	}
+	u.mu.Lock()
+	if u.srtt == 0 {
+		u.srtt = rtt
+	} else {
+		u.srtt += (rtt - u.srtt) / 8
+	}
+	u.mu.Unlock()
+	return m, nil
+}
+
+// acquire returns a connection with a slot reserved for one query: the least loaded open one,
+// else a new one when fewer than MaxConns are open, else it waits for a slot.
+func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
+	// Counted before looking at the connections, so that a slot released after the look always
+	// finds this caller counted and wakes it.
+	u.waiters.Add(1)
+	defer u.waiters.Add(-1)
+	for {
+		u.mu.Lock()
+		if u.closed {
+			u.mu.Unlock()
+			return nil, ErrClosed
+		}
+		var best *conn
+		bestLoad := u.opts.MaxInFlight
+		for _, c := range u.conns {
+			if n, ok := c.load(); ok && n < bestLoad {
+				best, bestLoad = c, n
+			}
+		}
+		if best != nil && best.tryReserve(u.opts.MaxInFlight) {
+			u.mu.Unlock()
+			return best, nil
+		}
+		if u.dialing == nil && len(u.conns) < u.opts.MaxConns {
+			u.dialing = &dialing{done: make(chan struct{})}
+			u.dials.Add(1)
+			go u.dial(u.dialing)
+		}
+		d, wake := u.dialing, u.notify
+		u.mu.Unlock()
+
+		var dialDone chan struct{}
+		if d != nil {
+			dialDone = d.done
+		}
+		select {
+		case <-dialDone:
+			if d.err != nil {
+				return nil, d.err
+			}
+		case <-wake:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("upstream %s: %w", u.label(), ctx.Err())
+		}
+	}
+}
+
+// dial opens one connection. It runs on its own, not under any caller's context, so that one
+// impatient caller does not abort a handshake the others are waiting for.
+func (u *Upstream) dial(d *dialing) {
+	defer u.dials.Done()
+	ctx, cancel := context.WithTimeout(u.ctx, u.opts.DialTimeout)
+	defer cancel()
+	tc, err := u.handshake(ctx)
+
+	u.mu.Lock()
+	u.dialing = nil
+	if err == nil {
+		if u.closed {
+			_ = tc.Close()
+			err = ErrClosed
+		} else {
+			u.conns = append(u.conns, newConn(u, tc))
+		}
+	}
+	d.err = err
+	close(d.done)
+	u.broadcastLocked()
+	u.mu.Unlock()
+}
+
+func (u *Upstream) handshake(ctx context.Context) (*tls.Conn, error) {
+	nc, err := u.opts.DialContext(ctx, "tcp", u.addr)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: connecting: %w", u.label(), err)
+	}
+	if tcp, ok := nc.(*net.TCPConn); ok {
+		_ = tcp.SetNoDelay(true)
+	}
+	tc := tls.Client(nc, u.tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		var te *TLSError
+		var ne net.Error
+		switch {
+		case errors.As(err, &te):
+			return nil, te
+		case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			return nil, fmt.Errorf("upstream %s: TLS handshake: %w", u.label(), err)
+		default:
+			return nil, u.tlsErr(TLSHandshake, err)
+		}
+	}
+	u.stats.opened.Add(1)
+	if tc.ConnectionState().DidResume {
+		u.stats.resumed.Add(1)
+	}
+	return tc, nil
+}
+
+// changed wakes callers waiting for a slot, if there are any.
+func (u *Upstream) changed() {
+	if u.waiters.Load() == 0 {
+		return
+	}
+	u.mu.Lock()
+	u.broadcastLocked()
+	u.mu.Unlock()
+}
+
+func (u *Upstream) broadcastLocked() {
+	close(u.notify)
+	u.notify = make(chan struct{})
+}
+
+func (u *Upstream) removeConn(c *conn) {
+	u.mu.Lock()
+	for i, x := range u.conns {
+		if x == c {
+			u.conns = append(u.conns[:i], u.conns[i+1:]...)
+			break
+		}
+	}
+	u.broadcastLocked()
+	u.mu.Unlock()
+}
+
+// Reset closes every connection, as after a WAN change. Queries in flight are sent again on a
+// fresh connection.
+func (u *Upstream) Reset() {
+	u.mu.Lock()
+	conns := append([]*conn(nil), u.conns...)
+	u.mu.Unlock()
+	for _, c := range conns {
+		c.fail(errConnLost)
+	}
+}
+
+// Close closes every connection and stops new exchanges; it returns when every goroutine the
+// upstream started has ended.
+func (u *Upstream) Close() error {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return nil
+	}
+	u.closed = true
+	conns := append([]*conn(nil), u.conns...)
+	u.mu.Unlock()
+	u.cancel()
+	for _, c := range conns {
+		c.fail(ErrClosed)
+	}
+	for _, c := range conns {
+		c.wait()
+	}
+	u.dials.Wait()
+	return nil
+}
+
+// Stats returns the upstream's counters.
+func (u *Upstream) Stats() Stats {
+	s := Stats{
+		Queries:     u.stats.queries.Load(),
+		Errors:      u.stats.errors.Load(),
+		Retries:     u.stats.retries.Load(),
+		Unmatched:   u.stats.unmatched.Load(),
+		ConnsOpened: u.stats.opened.Load(),
+		Resumed:     u.stats.resumed.Load(),
+	}
+	u.mu.Lock()
+	s.OpenConns = len(u.conns)
+	s.SRTT = u.srtt
+	conns := append([]*conn(nil), u.conns...)
+	u.mu.Unlock()
+	for _, c := range conns {
+		n, _ := c.load()
+		s.InFlight += n
+	}
+	return s
+}
+
+// SRTT is the smoothed round-trip time of answered queries, zero before the first.
+func (u *Upstream) SRTT() time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.srtt
+}
