@@ -44,7 +44,7 @@
 //	www.delve.test A, AAAA or CNAME     NOERROR   CNAME a.delve.test. only: unbound does   -
 //	                                              not follow a CNAME inside local data
 //	big.delve.test A                    NOERROR   300 A: 198.51.100.1-150, 203.0.113.1-150 -
-//	bigtxt.delve.test TXT               NOERROR   20 TXT of 240 characters (BigTXT)         -
+//	bigtxt.delve.test TXT               NOERROR   20 TXT of 240 characters (BigTXT)        -
 //	                                              over UDP: TC set and no records, even with
 //	                                              a 4096-byte buffer (unbound caps at 1232)
 //	<anything>.wild.delve.test A        NOERROR   <anything>.wild.delve.test. A 192.0.2.99 -
