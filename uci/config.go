@@ -29,6 +29,9 @@ type Config struct {
 	CAFile         string        // PEM bundle for upstream certificates; empty = system roots
 	LogLevel       slog.Level
 	DNSMasq        bool // the init script points dnsmasq at the listener
+	// Triggers are the network interfaces (netifd names, e.g. "wan") whose up/down events make
+	// the init script have the daemon redial its upstreams; empty = the init script's default.
+	Triggers []string
 
 	Upstreams []Upstream // in file order, disabled ones included
 

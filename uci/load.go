@@ -61,7 +61,7 @@ func Load(path string) (*Config, error) {
 	if len(raw.sections) == 0 {
 		return nil, &Error{File: path, Msg: "holds no config section (only comments or blank lines)"}
 	}
-	tree, cleanup, err := loadTree(path, name, raw)
+	tree, _, cleanup, err := loadTree(path, name, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -136,37 +136,37 @@ var knownTypes = []string{"delve", "upstream"}
 // refuses empty values such as `option websocket ”` and `'\”`, the one-letter keywords and
 // `;`, and keeps backslashes that uci removes), it loads a copy normalized to the subset
 // go-uci reads correctly, built from raw, and checks that again. The returned cleanup removes
-// the copy.
-func loadTree(path, name string, raw *rawFile) (gouci.Tree, func(), error) {
-	tree := gouci.NewTree(filepath.Dir(path))
-	err := tree.LoadConfig(name, true)
+// the copy; copied reports whether the copy was needed.
+func loadTree(path, name string, raw *rawFile) (tree gouci.Tree, copied bool, cleanup func(), err error) {
+	tree = gouci.NewTree(filepath.Dir(path))
+	err = tree.LoadConfig(name, true)
 	if err == nil && compareTree(tree, name, raw) == "" {
-		return tree, func() {}, nil
+		return tree, false, func() {}, nil
 	}
 
 	text, err := normalized(name, raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, true, nil, err
 	}
 	dir, err := os.MkdirTemp("", "delve-uci-")
 	if err != nil {
-		return nil, nil, &Error{File: path, Msg: "cannot write the normalized copy go-uci needs: " + causeOf(err), Err: err}
+		return nil, true, nil, &Error{File: path, Msg: "cannot write the normalized copy go-uci needs: " + causeOf(err), Err: err}
 	}
-	cleanup := func() { os.RemoveAll(dir) }
+	cleanup = func() { os.RemoveAll(dir) }
 	if err := os.WriteFile(filepath.Join(dir, name), text, 0o600); err != nil {
 		cleanup()
-		return nil, nil, &Error{File: path, Msg: "cannot write the normalized copy go-uci needs: " + causeOf(err), Err: err}
+		return nil, true, nil, &Error{File: path, Msg: "cannot write the normalized copy go-uci needs: " + causeOf(err), Err: err}
 	}
 	tree = gouci.NewTree(dir)
 	if err := tree.LoadConfig(name, true); err != nil {
 		cleanup()
-		return nil, nil, &Error{File: path, Msg: "go-uci cannot read the normalized copy of this file (a bug in delve): " + err.Error(), Err: err}
+		return nil, true, nil, &Error{File: path, Msg: "go-uci cannot read the normalized copy of this file (a bug in delve): " + err.Error(), Err: err}
 	}
 	if diff := compareTree(tree, name, raw); diff != "" {
 		cleanup()
-		return nil, nil, &Error{File: path, Msg: "go-uci reads the normalized copy of this file differently (a bug in delve): " + diff}
+		return nil, true, nil, &Error{File: path, Msg: "go-uci reads the normalized copy of this file differently (a bug in delve): " + diff}
 	}
-	return tree, cleanup, nil
+	return tree, true, cleanup, nil
 }
 
 // compareTree describes the first difference between what go-uci loaded and raw, in the

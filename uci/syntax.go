@@ -166,6 +166,9 @@ func (r *uciReader) statements() {
 			kw = "list"
 		default:
 			switch k := strings.TrimRight(word, " \t\n\v\f\r;"); k {
+			case "":
+				// Only a `;` leaves whitespace other than blanks to be read as a keyword.
+				r.fail(line, `nothing after ";" (uci refuses a ";" at the end of a line)`)
 			case "p", "package", "c", "config", "o", "option", "l", "list":
 				r.fail(line, "%s without arguments", k)
 			}

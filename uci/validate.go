@@ -21,7 +21,7 @@ import (
 // knownOptions are the options of each section type, in the order of the documentation.
 var knownOptions = map[string][]string{
 	"delve": {"enabled", "type", "timeout", "strategy", "cache_size", "socket", "websocket",
-		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq"},
+		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger"},
 	"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 }
 
@@ -313,6 +313,14 @@ func (b *builder) main(c *Config, sec string) {
 	}
 
 	c.DNSMasq = b.boolean(sec, "dnsmasq", c.DNSMasq)
+
+	for _, v := range b.values(sec, "trigger", true) {
+		if validName(v) {
+			c.Triggers = append(c.Triggers, v)
+		} else {
+			b.fail(sec, "trigger", "%q is not a network interface name (letters, digits and _, as in /etc/config/network)", v)
+		}
+	}
 }
 
 // parseHostPort accepts IP:port and [IPv6]:port with a port in 1-65535.
