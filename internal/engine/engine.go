@@ -1,0 +1,242 @@
+// Package engine builds the resolver and its upstreams from a UCI configuration, and on reload
+// swaps in a new configuration while keeping the connections of upstreams that did not change.
+package engine
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/delvedns/delve/internal/resolver"
+	"github.com/delvedns/delve/internal/upstream"
+	"github.com/delvedns/delve/uci"
+)
+
+// Options are what the configuration file does not say.
+type Options struct {
+	Logger *slog.Logger // default: discard
+	// ClockUnsynced and OnClockTolerance are passed to every upstream (see upstream.Options).
+	ClockUnsynced    func(time.Time) bool
+	OnClockTolerance func(upstream string, now, checkedAt time.Time)
+	// Tune adjusts each upstream's options before it is made (tests use it for short timeouts).
+	Tune func(*upstream.Options)
+	// Grace is how long a removed upstream stays open for lookups still using it; default: the
+	// lookup timeout.
+	Grace time.Duration
+}
+
+// Engine owns the upstreams and the resolver built from a configuration.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+	res  *resolver.Resolver
+
+	mu     sync.Mutex
+	ups    map[string]*upstream.Upstream // by key()
+	closed  bool
+	timers  []*time.Timer
+	retired []*upstream.Upstream // removed by a reload, closed when their grace runs out
+}
+
+// New builds the upstreams and resolver of cfg. Nothing connects until the first lookup.
+func New(cfg *uci.Config, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{opts: opts, log: opts.Logger, ups: map[string]*upstream.Upstream{}}
+	ups, ropts, err := e.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.res = resolver.New(ropts, ups)
+	return e, nil
+}
+
+// Resolver is the engine's resolver.
+func (e *Engine) Resolver() *resolver.Resolver { return e.res }
+
+// Apply switches to cfg. Upstreams whose settings are unchanged keep their connections; removed
+// ones are closed after a grace period so that lookups using them can finish. On error nothing
+// changes.
+func (e *Engine) Apply(cfg *uci.Config) error {
+	old := e.snapshot()
+	ups, ropts, err := e.build(cfg)
+	if err != nil {
+		return err
+	}
+	e.res.Configure(ropts, ups)
+	keep := map[*upstream.Upstream]bool{}
+	for _, u := range ups {
+		keep[u] = true
+	}
+	var gone []*upstream.Upstream
+	for _, u := range old {
+		if !keep[u] {
+			gone = append(gone, u)
+		}
+	}
+	if len(gone) > 0 {
+		grace := e.opts.Grace
+		if grace <= 0 {
+			grace = ropts.Timeout
+		}
+		e.mu.Lock()
+		e.retired = append(e.retired, gone...)
+		e.timers = append(e.timers, time.AfterFunc(grace, func() {
+			for _, u := range gone {
+				_ = u.Close()
+			}
+		}))
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+func (e *Engine) snapshot() []*upstream.Upstream {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*upstream.Upstream, 0, len(e.ups))
+	for _, u := range e.ups {
+		out = append(out, u)
+	}
+	return out
+}
+
+// build makes (or reuses) the upstreams of cfg and the resolver options. e.ups becomes exactly
+// the new set; upstreams that left it are not closed here.
+func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options, error) {
+	roots, err := LoadRoots(cfg.CAFile)
+	if err != nil {
+		return nil, resolver.Options{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, resolver.Options{}, upstream.ErrClosed
+	}
+	next := map[string]*upstream.Upstream{}
+	var ups, made []*upstream.Upstream
+	for _, uc := range cfg.EnabledUpstreams() {
+		k := key(uc, cfg.CAFile)
+		if u, ok := e.ups[k]; ok {
+			next[k] = u
+			ups = append(ups, u)
+			continue
+		}
+		o, err := Options2Upstream(uc, roots)
+		if err != nil {
+			for _, u := range made {
+				_ = u.Close()
+			}
+			return nil, resolver.Options{}, err
+		}
+		o.Logger = e.log
+		o.ClockUnsynced, o.OnClockTolerance = e.opts.ClockUnsynced, e.opts.OnClockTolerance
+		if e.opts.Tune != nil {
+			e.opts.Tune(&o)
+		}
+		u, err := upstream.New(o)
+		if err != nil {
+			for _, u := range made {
+				_ = u.Close()
+			}
+			return nil, resolver.Options{}, fmt.Errorf("upstream %s: %w", uc.Name, err)
+		}
+		made = append(made, u)
+		next[k] = u
+		ups = append(ups, u)
+	}
+	if len(ups) == 0 {
+		return nil, resolver.Options{}, errors.New("no upstream is enabled")
+	}
+	e.ups = next
+	return ups, resolver.Options{
+		Strategy:  cfg.Strategy,
+		Timeout:   cfg.Timeout,
+		CacheSize: cfg.CacheSize,
+		Logger:    e.log,
+	}, nil
+}
+
+// key identifies an upstream's settings: equal keys can share connections across a reload.
+func key(u uci.Upstream, caFile string) string {
+	pins := slices.Clone(u.Pins)
+	slices.Sort(pins)
+	return strings.Join([]string{u.Name, u.Address, fmt.Sprint(u.Port), u.TLSName, strings.Join(pins, ","), caFile}, "|")
+}
+
+// Options2Upstream turns one configured upstream into upstream options.
+func Options2Upstream(u uci.Upstream, roots *x509.CertPool) (upstream.Options, error) {
+	o := upstream.Options{Name: u.Name, Address: u.Address, Port: u.Port, TLSName: u.TLSName, RootCAs: roots}
+	for _, p := range u.Pins {
+		pin, err := ParsePin(p)
+		if err != nil {
+			return o, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		o.Pins = append(o.Pins, pin)
+	}
+	return o, nil
+}
+
+// ParsePin decodes an SPKI pin: base64 of a SHA-256 digest, optionally written "sha256/<base64>"
+// as stubby does.
+func ParsePin(s string) ([32]byte, error) {
+	var pin [32]byte
+	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "sha256/"))
+	if err != nil || len(b) != sha256.Size {
+		return pin, fmt.Errorf("pin %q is not a base64 SHA-256 digest (44 characters ending in =)", s)
+	}
+	copy(pin[:], b)
+	return pin, nil
+}
+
+// LoadRoots reads a PEM bundle of trusted certificates; an empty path means the system roots
+// (nil).
+func LoadRoots(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("the CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// ResetConnections closes every upstream connection (after a WAN change) and forgets failures,
+// so that the next lookup reconnects at once.
+func (e *Engine) ResetConnections() {
+	for _, u := range e.snapshot() {
+		u.Reset()
+	}
+	e.res.ResetHealth()
+}
+
+// Close stops the resolver and closes every upstream.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	e.closed = true
+	timers, retired := e.timers, e.retired
+	e.timers, e.retired = nil, nil
+	e.mu.Unlock()
+	e.res.Close()
+	for _, t := range timers {
+		t.Stop()
+	}
+	// Upstream.Close is idempotent: closing one whose grace already ran out is harmless.
+	for _, u := range append(retired, e.snapshot()...) {
+		_ = u.Close()
+	}
+}

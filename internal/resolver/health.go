@@ -1,0 +1,132 @@
+package resolver
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/delvedns/delve/internal/upstream"
+)
+
+// member is an upstream in a resolver, with its health.
+type member struct {
+	u        *upstream.Upstream
+	failures atomic.Uint64 // failed attempts, all time
+
+	mu        sync.Mutex
+	fails     int // consecutive
+	down      bool
+	downSince time.Time
+	lastErr   string
+	probing   bool
+}
+
+func (m *member) healthy() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.down
+}
+
+// fail records a failed attempt and reports whether the upstream just went down, in which case
+// the caller starts the one probe for it.
+func (m *member) fail(err error, maxFails int) bool {
+	m.failures.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fails++
+	m.lastErr = err.Error()
+	if m.down || m.fails < maxFails {
+		return false
+	}
+	m.down = true
+	m.downSince = time.Now()
+	if m.probing {
+		return false
+	}
+	m.probing = true
+	return true
+}
+
+func (m *member) succeeded() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fails = 0
+	m.down = false
+}
+
+func (m *member) reset() { m.succeeded() }
+
+func (m *member) lastError() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastErr
+}
+
+// state is a snapshot for status.
+func (m *member) state() (healthy bool, downSince time.Time, lastErr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.down, m.downSince, m.lastErr
+}
+
+// probe asks a down upstream a cheap question, with a doubling backoff, until it answers (any
+// reply will do: it shows the server is reachable over TLS), it is reset, or the resolver closes.
+func (r *Resolver) probe(s *upstreamSet, m *member) {
+	defer r.probes.Done()
+	defer func() {
+		m.mu.Lock()
+		m.probing = false
+		m.mu.Unlock()
+	}()
+	backoff := s.opts.BackoffMin
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-r.ctx.Done():
+			return
+		}
+		if m.healthy() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, s.timeout)
+		q := new(dns.Msg)
+		q.SetQuestion(".", dns.TypeNS)
+		_, err := m.u.Exchange(ctx, q)
+		cancel()
+		if err == nil {
+			m.mu.Lock()
+			down := time.Since(m.downSince)
+			m.mu.Unlock()
+			m.succeeded()
+			r.log.Info("upstream up", "upstream", m.u.Name(), "down_for", down.Round(time.Millisecond).String())
+			return
+		}
+		if errors.Is(err, upstream.ErrClosed) || r.ctx.Err() != nil {
+			return
+		}
+		m.mu.Lock()
+		m.lastErr = err.Error()
+		m.mu.Unlock()
+		backoff = min(backoff*2, s.opts.BackoffMax)
+		t.Reset(backoff)
+	}
+}
+
+func sortBySRTT(ms []*member) {
+	rtt := make(map[*member]time.Duration, len(ms))
+	for _, m := range ms {
+		rtt[m] = m.u.SRTT()
+	}
+	// An upstream never measured sorts first, so it gets measured.
+	slices.SortStableFunc(ms, func(a, b *member) int {
+		return cmp.Compare(rtt[a], rtt[b])
+	})
+}

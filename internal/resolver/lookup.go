@@ -1,0 +1,119 @@
+package resolver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Result is the merged answer of a lookup of one name for one or more record types.
+type Result struct {
+	Name     string   // fully qualified, as asked
+	Types    []uint16 // as asked
+	Rcode    int
+	Answers  []dns.RR // TTLs aged by the time spent in the cache; duplicates removed
+	Upstream string   // the upstream that answered (the first type's, when they differ)
+	RTT      time.Duration
+	Cached   bool // every type came from the cache
+	Secure   bool // every reply had the AD bit
+}
+
+// Lookup asks for name (fully qualified) and each type in types, in parallel, and merges the
+// replies. via names an upstream to use instead of the strategy. When only some types fail, the
+// others' answers are returned; when all fail, the first error is.
+func (r *Resolver) Lookup(ctx context.Context, name string, types []uint16, via string) (*Result, error) {
+	replies := make([]typeReply, len(types))
+	if len(types) == 1 {
+		replies[0] = r.lookupType(ctx, name, types[0], via)
+	} else {
+		var wg sync.WaitGroup
+		for i, t := range types {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				replies[i] = r.lookupType(ctx, name, t, via)
+			}()
+		}
+		wg.Wait()
+	}
+	return merge(name, types, replies)
+}
+
+type typeReply struct {
+	msg  *dns.Msg
+	info Info
+	err  error
+}
+
+func (r *Resolver) lookupType(ctx context.Context, name string, t uint16, via string) typeReply {
+	q := new(dns.Msg)
+	q.SetQuestion(name, t)
+	m, info, err := r.Exchange(ctx, q, via)
+	return typeReply{m, info, err}
+}
+
+func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
+	res := &Result{Name: name, Types: types, Cached: true, Secure: true, Rcode: -1}
+	var firstErr error
+	ok := 0
+	for _, tr := range replies {
+		if tr.err != nil {
+			if firstErr == nil {
+				firstErr = tr.err
+			}
+			continue
+		}
+		ok++
+		m := tr.msg
+		if res.Upstream == "" {
+			res.Upstream = tr.info.Upstream
+		}
+		res.RTT = max(res.RTT, tr.info.RTT)
+		res.Cached = res.Cached && tr.info.Cached
+		res.Secure = res.Secure && m.AuthenticatedData
+		res.Rcode = mergeRcode(res.Rcode, m.Rcode)
+		for _, rr := range m.Answer {
+			if !contains(res.Answers, rr) {
+				res.Answers = append(res.Answers, rr)
+			}
+		}
+	}
+	if ok == 0 {
+		return nil, firstErr
+	}
+	if len(res.Answers) > 0 {
+		res.Rcode = dns.RcodeSuccess
+	}
+	return res, nil
+}
+
+// mergeRcode keeps the most telling code: an answer beats NXDOMAIN, which beats a failure.
+func mergeRcode(a, b int) int {
+	rank := func(rc int) int {
+		switch rc {
+		case -1:
+			return 0
+		case dns.RcodeSuccess:
+			return 3
+		case dns.RcodeNameError:
+			return 2
+		default:
+			return 1
+		}
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+func contains(rrs []dns.RR, rr dns.RR) bool {
+	for _, x := range rrs {
+		if dns.IsDuplicate(x, rr) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,365 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/delvedns/delve/internal/upstream"
+)
+
+// Strategies for choosing an upstream.
+const (
+	Failover   = "failover"    // in order: the first healthy one
+	RoundRobin = "round_robin" // each lookup starts at the next one
+	Fastest    = "fastest"     // the healthy one with the lowest smoothed RTT
+)
+
+// DefaultTimeout bounds a lookup whose context has no deadline.
+const DefaultTimeout = 3 * time.Second
+
+// ErrNoUpstream is wrapped by the error of a lookup that no upstream could answer.
+var ErrNoUpstream = errors.New("no upstream could answer")
+
+// ErrTimeout is wrapped by the error of a lookup whose deadline passed.
+var ErrTimeout = errors.New("the lookup timed out")
+
+// ErrUnknownUpstream is returned when a lookup names an upstream that is not configured.
+var ErrUnknownUpstream = errors.New("no such upstream")
+
+// Options configure a Resolver. Zero values mean the documented defaults.
+type Options struct {
+	Strategy  string        // Failover (default), RoundRobin or Fastest
+	Timeout   time.Duration // whole-lookup deadline when the context has none; default 3 s
+	CacheSize int           // entries; 0 = no cache
+	// MaxFails consecutive failures mark an upstream down; default 2. A down upstream is skipped
+	// and probed in the background with a backoff from BackoffMin (default 500 ms) doubling to
+	// BackoffMax (default 30 s) until it answers again.
+	MaxFails   int
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	Logger     *slog.Logger // default: discard
+}
+
+// Info tells where an answer came from.
+type Info struct {
+	Upstream string        // the upstream that answered (for a cached answer: the one that did then)
+	RTT      time.Duration // round trip to it; zero when cached
+	Cached   bool
+}
+
+// Resolver sends queries to a set of upstreams by a strategy, with failover, backoff and probes,
+// a shared cache and coalescing of identical concurrent queries. It is safe for concurrent use.
+type Resolver struct {
+	log   *slog.Logger
+	cache *cache
+
+	set atomic.Pointer[upstreamSet]
+
+	flightMu sync.Mutex
+	flights  map[flightKey]*flight
+
+	rr atomic.Uint32
+
+	ctx    context.Context // cancelled by Close: stops probes
+	cancel context.CancelFunc
+	probes sync.WaitGroup
+}
+
+// upstreamSet is the configuration a lookup runs with; a reload swaps it whole.
+type upstreamSet struct {
+	members  []*member
+	byName   map[string]*member
+	strategy string
+	timeout  time.Duration
+	opts     Options
+}
+
+// New returns a resolver over ups, which it does not own: closing them is the caller's job.
+func New(opts Options, ups []*upstream.Upstream) *Resolver {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Resolver{
+		log:     opts.Logger,
+		cache:   newCache(opts.CacheSize),
+		flights: make(map[flightKey]*flight),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.Configure(opts, ups)
+	return r
+}
+
+// Configure replaces the upstream set, strategy, timeout and cache size. Lookups in flight finish
+// with the set they started with. Health state carries over for upstreams that stay (the same
+// *Upstream); the cache is kept.
+func (r *Resolver) Configure(opts Options, ups []*upstream.Upstream) {
+	if opts.Strategy == "" {
+		opts.Strategy = Failover
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxFails <= 0 {
+		opts.MaxFails = 2
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 500 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 30 * time.Second
+	}
+	old := map[*upstream.Upstream]*member{}
+	if prev := r.set.Load(); prev != nil {
+		for _, m := range prev.members {
+			old[m.u] = m
+		}
+	}
+	s := &upstreamSet{byName: map[string]*member{}, strategy: opts.Strategy, timeout: opts.Timeout, opts: opts}
+	for _, u := range ups {
+		m := old[u]
+		if m == nil {
+			m = &member{u: u}
+		}
+		s.members = append(s.members, m)
+		s.byName[u.Name()] = m
+	}
+	r.cache.resize(opts.CacheSize)
+	r.set.Store(s)
+}
+
+// Close stops the background probes.
+func (r *Resolver) Close() {
+	r.cancel()
+	r.probes.Wait()
+}
+
+// Flush empties the cache and returns how many entries it held.
+func (r *Resolver) Flush() int { return r.cache.flush() }
+
+// ResetHealth forgets every failure, so that all upstreams are tried again at once (after the
+// WAN came back, for example).
+func (r *Resolver) ResetHealth() {
+	for _, m := range r.set.Load().members {
+		m.reset()
+	}
+}
+
+// Exchange answers one question: from the cache when it can (and via is empty), else from an
+// upstream chosen by the strategy, or the one named via. The reply is the caller's to modify.
+// Its TTLs are aged by the time it spent in the cache.
+func (r *Resolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, Info, error) {
+	e, info, err := r.resolve(ctx, q, via)
+	if err != nil {
+		return nil, info, err
+	}
+	m := e.msg.Copy()
+	m.Id = q.Id
+	if info.Cached {
+		age(m, time.Since(e.stored))
+	}
+	return m, info, nil
+}
+
+// resolve returns an entry whose msg is shared and must not be modified.
+func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry, Info, error) {
+	if len(q.Question) != 1 {
+		return nil, Info{}, upstream.ErrBadQuery
+	}
+	s := r.set.Load()
+	if via != "" && s.byName[via] == nil {
+		return nil, Info{}, fmt.Errorf("%w named %q", ErrUnknownUpstream, via)
+	}
+	k := keyOf(q)
+	if via == "" {
+		if e := r.cache.get(k, time.Now()); e != nil {
+			return e, Info{Upstream: e.upstream, Cached: true}, nil
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+
+	// Identical questions in flight share one upstream query.
+	fk := flightKey{k, via}
+	r.flightMu.Lock()
+	f, joined := r.flights[fk]
+	if !joined {
+		f = &flight{done: make(chan struct{})}
+		r.flights[fk] = f
+	}
+	r.flightMu.Unlock()
+	if !joined {
+		// The query runs on its own goroutine with the first caller's deadline, so that callers
+		// who give up return at once while the others still get the answer.
+		fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline(ctx))
+		go func() {
+			defer cancel()
+			f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
+			r.flightMu.Lock()
+			delete(r.flights, fk)
+			r.flightMu.Unlock()
+			close(f.done)
+		}()
+	}
+	select {
+	case <-f.done:
+		return f.entry, f.info, f.err
+	case <-ctx.Done():
+		return nil, Info{}, timeoutErr(ctx)
+	}
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+func timeoutErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return ErrTimeout
+}
+
+type flightKey struct {
+	cacheKey
+	via string
+}
+
+type flight struct {
+	done  chan struct{}
+	entry *entry
+	info  Info
+	err   error
+}
+
+// query asks the upstreams in strategy order until one answers, and caches the answer.
+func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cacheKey, via string) (*entry, Info, error) {
+	cands := r.candidates(s, via)
+	if len(cands) == 0 {
+		return nil, Info{}, r.allDown(s)
+	}
+	var fallback *entry // a SERVFAIL or REFUSED reply, returned if nobody does better
+	var fallbackInfo Info
+	var errs []string
+	for i, m := range cands {
+		actx, cancel := attemptContext(ctx, len(cands)-i)
+		start := time.Now()
+		reply, err := m.u.Exchange(actx, q)
+		rtt := time.Since(start)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+				return nil, Info{}, ctx.Err()
+			}
+			r.failed(s, m, err)
+			errs = append(errs, err.Error())
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		m.succeeded()
+		info := Info{Upstream: m.u.Name(), RTT: rtt}
+		e := &entry{key: k, msg: reply, upstream: m.u.Name(), stored: time.Now()}
+		if reply.Rcode == dns.RcodeServerFailure || reply.Rcode == dns.RcodeRefused {
+			if fallback == nil {
+				fallback, fallbackInfo = e, info
+			}
+			continue
+		}
+		if ttl := cacheTTL(reply); ttl > 0 && via == "" {
+			e.expires = e.stored.Add(ttl)
+			r.cache.put(e)
+		}
+		return e, info, nil
+	}
+	if fallback != nil {
+		return fallback, fallbackInfo, nil
+	}
+	if ctx.Err() != nil {
+		return nil, Info{}, fmt.Errorf("%w (%s)", ErrTimeout, strings.Join(errs, "; "))
+	}
+	return nil, Info{}, fmt.Errorf("%w: %s", ErrNoUpstream, strings.Join(errs, "; "))
+}
+
+// attemptContext gives one attempt its share of what is left: all of it for the last candidate,
+// half of it while others remain, so that a stalled upstream leaves time for the next.
+func attemptContext(ctx context.Context, remaining int) (context.Context, context.CancelFunc) {
+	if remaining <= 1 {
+		return context.WithCancel(ctx)
+	}
+	left := time.Until(deadline(ctx))
+	return context.WithTimeout(ctx, left/2)
+}
+
+// candidates lists the upstreams to try, in order: the named one alone, else the healthy ones
+// ordered by the strategy.
+func (r *Resolver) candidates(s *upstreamSet, via string) []*member {
+	if via != "" {
+		return []*member{s.byName[via]}
+	}
+	out := make([]*member, 0, len(s.members))
+	for _, m := range s.members {
+		if m.healthy() {
+			out = append(out, m)
+		}
+	}
+	switch s.strategy {
+	case RoundRobin:
+		if n := len(out); n > 1 {
+			i := int(r.rr.Add(1)-1) % n
+			out = append(out[i:], out[:i]...)
+		}
+	case Fastest:
+		sortBySRTT(out)
+	}
+	return out
+}
+
+func (r *Resolver) allDown(s *upstreamSet) error {
+	if len(s.members) == 0 {
+		return fmt.Errorf("%w: no upstream is configured", ErrNoUpstream)
+	}
+	var parts []string
+	for _, m := range s.members {
+		parts = append(parts, m.u.Name()+" is down ("+m.lastError()+")")
+	}
+	return fmt.Errorf("%w: %s", ErrNoUpstream, strings.Join(parts, "; "))
+}
+
+func (r *Resolver) failed(s *upstreamSet, m *member, err error) {
+	if m.fail(err, s.opts.MaxFails) {
+		r.log.Warn("upstream down", "upstream", m.u.Name(), "addr", m.u.Addr(), "err", err)
+		r.probes.Add(1)
+		go r.probe(s, m)
+	}
+}
+
+// age lowers every TTL by the time an answer spent in the cache.
+func age(m *dns.Msg, d time.Duration) {
+	secs := uint32(d / time.Second)
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			h := rr.Header()
+			if h.Rrtype == dns.TypeOPT {
+				continue
+			}
+			if h.Ttl > secs {
+				h.Ttl -= secs
+			} else {
+				h.Ttl = 0
+			}
+		}
+	}
+}

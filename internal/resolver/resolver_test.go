@@ -1,0 +1,410 @@
+package resolver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/delvedns/delve/internal/testenv"
+	"github.com/delvedns/delve/internal/upstream"
+)
+
+// dotServer is an in-process miekg/dns DoT server with its own mux, for behaviour a real server
+// will not show on demand (SERVFAIL, delays). It counts the queries it receives.
+type dotServer struct {
+	srv     *dns.Server
+	port    int
+	ca      *testenv.CA
+	queries atomic.Int64
+}
+
+func newDoTServer(t *testing.T, h func(w dns.ResponseWriter, q *dns.Msg)) *dotServer {
+	t.Helper()
+	ca, err := testenv.NewCA("resolver test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{"dot.delve.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dotServer{ca: ca, port: ln.Addr().(*net.TCPAddr).Port}
+	mux := dns.NewServeMux()
+	mux.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
+		s.queries.Add(1)
+		h(w, q)
+	})
+	started := make(chan struct{})
+	s.srv = &dns.Server{Listener: ln, Net: "tcp-tls", Handler: mux, NotifyStartedFunc: func() { close(started) }}
+	go func() { _ = s.srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = s.srv.Shutdown() })
+	return s
+}
+
+func (s *dotServer) upstream(t *testing.T, name string) *upstream.Upstream {
+	t.Helper()
+	u, err := upstream.New(upstream.Options{Name: name, Address: "127.0.0.1", Port: s.port, TLSName: "dot.delve.test", RootCAs: s.ca.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close() })
+	return u
+}
+
+func reply(rcode int, delay time.Duration) func(w dns.ResponseWriter, q *dns.Msg) {
+	return func(w dns.ResponseWriter, q *dns.Msg) {
+		time.Sleep(delay)
+		r := new(dns.Msg)
+		r.SetRcode(q, rcode)
+		if rcode == dns.RcodeSuccess {
+			rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.7")
+			r.Answer = append(r.Answer, rr)
+		}
+		_ = w.WriteMsg(r)
+	}
+}
+
+func unboundUpstream(t *testing.T, ub *testenv.Unbound, name string) *upstream.Upstream {
+	t.Helper()
+	u, err := upstream.New(upstream.Options{Name: name, Address: "127.0.0.1", Port: ub.Port, TLSName: ub.TLSName, RootCAs: ub.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close() })
+	return u
+}
+
+// deadUpstream points at a loopback port nobody listens on.
+func deadUpstream(t *testing.T, name string) *upstream.Upstream {
+	t.Helper()
+	port, err := testenv.FreePort("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := upstream.New(upstream.Options{Name: name, Address: "127.0.0.1", Port: port, TLSName: "dot.delve.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close() })
+	return u
+}
+
+func newResolver(t *testing.T, o Options, ups ...*upstream.Upstream) *Resolver {
+	r := New(o, ups)
+	t.Cleanup(r.Close)
+	return r
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func lookupA(t *testing.T, r *Resolver, name string) (*Result, error) {
+	return r.Lookup(ctxT(t, 5*time.Second), dns.Fqdn(name), []uint16{dns.TypeA}, "")
+}
+
+func TestLookupMergesTypes(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	r := newResolver(t, Options{CacheSize: 100}, unboundUpstream(t, ub, "unbound"))
+	res, err := r.Lookup(ctxT(t, 5*time.Second), "a.delve.test.", []uint16{dns.TypeA, dns.TypeAAAA}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rcode != dns.RcodeSuccess || len(res.Answers) != 2 {
+		t.Fatalf("got %+v", res)
+	}
+	if a, ok := res.Answers[0].(*dns.A); !ok || a.A.String() != "192.0.2.1" {
+		t.Fatalf("first answer %v", res.Answers[0])
+	}
+	if aaaa, ok := res.Answers[1].(*dns.AAAA); !ok || aaaa.AAAA.String() != "2001:db8::1" {
+		t.Fatalf("second answer %v", res.Answers[1])
+	}
+	if res.Upstream != "unbound" || res.Cached {
+		t.Fatalf("upstream %q cached %v", res.Upstream, res.Cached)
+	}
+	res, err = r.Lookup(ctxT(t, 5*time.Second), "missing.delve.test.", []uint16{dns.TypeA, dns.TypeAAAA}, "")
+	if err != nil || res.Rcode != dns.RcodeNameError || len(res.Answers) != 0 {
+		t.Fatalf("missing: %+v %v", res, err)
+	}
+}
+
+func TestCache(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	u := unboundUpstream(t, ub, "unbound")
+	r := newResolver(t, Options{CacheSize: 2}, u)
+
+	t.Run("positive", func(t *testing.T) {
+		first, err := lookupA(t, r, "a.delve.test")
+		if err != nil || first.Cached {
+			t.Fatalf("%+v %v", first, err)
+		}
+		q0 := u.Stats().Queries
+		second, err := lookupA(t, r, "A.Delve.Test")
+		if err != nil || !second.Cached || second.RTT != 0 {
+			t.Fatalf("second lookup not from the cache: %+v %v", second, err)
+		}
+		if u.Stats().Queries != q0 {
+			t.Fatal("a cached lookup reached the upstream")
+		}
+	})
+	t.Run("negative with SOA minimum", func(t *testing.T) {
+		r.Flush()
+		if _, err := lookupA(t, r, "missing.delve.test"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := lookupA(t, r, "missing.delve.test")
+		if err != nil || !res.Cached || res.Rcode != dns.RcodeNameError {
+			t.Fatalf("NXDOMAIN not cached: %+v %v", res, err)
+		}
+		q := new(dns.Msg)
+		q.SetQuestion("missing.delve.test.", dns.TypeA)
+		m, _, _ := r.Exchange(ctxT(t, time.Second), q, "")
+		if ttl := cacheTTL(m); ttl <= 0 || ttl > 60*time.Second {
+			t.Fatalf("negative TTL %v, want at most the SOA minimum (60 s)", ttl)
+		}
+	})
+	t.Run("LRU bound", func(t *testing.T) {
+		r.Flush()
+		for _, n := range []string{"a.delve.test", "txt.delve.test", "multi.delve.test"} {
+			if _, err := lookupA(t, r, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, cs := r.Status()
+		if cs.Entries != 2 {
+			t.Fatalf("%d entries, size 2", cs.Entries)
+		}
+		res, _ := lookupA(t, r, "a.delve.test")
+		if res.Cached {
+			t.Fatal("the least recently used entry was not evicted")
+		}
+	})
+	t.Run("flush", func(t *testing.T) {
+		_, _ = lookupA(t, r, "a.delve.test")
+		if n := r.Flush(); n == 0 {
+			t.Fatal("flush emptied nothing")
+		}
+		res, _ := lookupA(t, r, "a.delve.test")
+		if res.Cached {
+			t.Fatal("cached after flush")
+		}
+	})
+}
+
+func TestCacheAgesTTL(t *testing.T) {
+	srv := newDoTServer(t, reply(dns.RcodeSuccess, 0))
+	r := newResolver(t, Options{CacheSize: 10}, srv.upstream(t, "s"))
+	if _, err := lookupA(t, r, "age.example"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	res, err := lookupA(t, r, "age.example")
+	if err != nil || !res.Cached {
+		t.Fatal(res, err)
+	}
+	if ttl := res.Answers[0].Header().Ttl; ttl != 59 {
+		t.Fatalf("TTL %d after a second in the cache, want 59", ttl)
+	}
+}
+
+func TestServfailNotCachedAndFailsOver(t *testing.T) {
+	bad := newDoTServer(t, reply(dns.RcodeServerFailure, 0))
+	good := newDoTServer(t, reply(dns.RcodeSuccess, 0))
+	r := newResolver(t, Options{CacheSize: 10}, bad.upstream(t, "bad"), good.upstream(t, "good"))
+	res, err := lookupA(t, r, "sf.example")
+	if err != nil || res.Rcode != dns.RcodeSuccess || res.Upstream != "good" {
+		t.Fatalf("%+v %v: want the answer of the second upstream", res, err)
+	}
+	// Alone, the SERVFAIL is returned, and never cached.
+	r2 := newResolver(t, Options{CacheSize: 10}, bad.upstream(t, "bad"))
+	for i := range 2 {
+		res, err := lookupA(t, r2, "sf2.example")
+		if err != nil || res.Rcode != dns.RcodeServerFailure || res.Cached {
+			t.Fatalf("round %d: %+v %v", i, res, err)
+		}
+	}
+}
+
+func TestIdenticalLookupsShareOneQuery(t *testing.T) {
+	srv := newDoTServer(t, reply(dns.RcodeSuccess, 100*time.Millisecond))
+	r := newResolver(t, Options{CacheSize: 0}, srv.upstream(t, "s"))
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := lookupA(t, r, "same.example"); err != nil || len(res.Answers) != 1 {
+				t.Error(res, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := srv.queries.Load(); n != 1 {
+		t.Fatalf("%d upstream queries for 50 identical concurrent lookups, want 1", n)
+	}
+}
+
+func TestFailoverBackoffAndProbe(t *testing.T) {
+	primary := testenv.UnboundT(t, testenv.UnboundOptions{})
+	secondary := testenv.UnboundT(t, testenv.UnboundOptions{})
+	up, us := unboundUpstream(t, primary, "primary"), unboundUpstream(t, secondary, "secondary")
+	r := newResolver(t, Options{BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}, up, us)
+
+	res, err := lookupA(t, r, testenv.WildName("before"))
+	if err != nil || res.Upstream != "primary" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if err := primary.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		res, err := lookupA(t, r, testenv.WildName("during"+strconv.Itoa(i)))
+		if err != nil || res.Upstream != "secondary" {
+			t.Fatalf("lookup %d while the primary is down: %+v %v", i, res, err)
+		}
+	}
+	ups, _ := r.Status()
+	if ups[0].Healthy {
+		t.Fatal("primary still healthy after failing")
+	}
+	if err := primary.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ups, _ := r.Status()
+		if ups[0].Healthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the primary was not probed back to health")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err = lookupA(t, r, testenv.WildName("after"))
+	if err != nil || res.Upstream != "primary" {
+		t.Fatalf("after recovery: %+v %v", res, err)
+	}
+}
+
+func TestAllDownFailsFast(t *testing.T) {
+	r := newResolver(t, Options{Timeout: 2 * time.Second, BackoffMin: time.Hour}, deadUpstream(t, "d1"), deadUpstream(t, "d2"))
+	for range 3 {
+		if _, err := lookupA(t, r, "x.example"); !errors.Is(err, ErrNoUpstream) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	start := time.Now()
+	_, err := lookupA(t, r, "y.example")
+	if !errors.Is(err, ErrNoUpstream) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("a lookup with every upstream known down took %v", d)
+	}
+}
+
+func TestStrategies(t *testing.T) {
+	t.Run("round robin", func(t *testing.T) {
+		a, b := newDoTServer(t, reply(dns.RcodeSuccess, 0)), newDoTServer(t, reply(dns.RcodeSuccess, 0))
+		r := newResolver(t, Options{Strategy: RoundRobin}, a.upstream(t, "a"), b.upstream(t, "b"))
+		for i := range 10 {
+			if _, err := lookupA(t, r, "rr"+strconv.Itoa(i)+".example"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a.queries.Load() != 5 || b.queries.Load() != 5 {
+			t.Fatalf("a got %d, b got %d", a.queries.Load(), b.queries.Load())
+		}
+	})
+	t.Run("fastest", func(t *testing.T) {
+		slow, fast := newDoTServer(t, reply(dns.RcodeSuccess, 30*time.Millisecond)), newDoTServer(t, reply(dns.RcodeSuccess, 0))
+		r := newResolver(t, Options{Strategy: Fastest}, slow.upstream(t, "slow"), fast.upstream(t, "fast"))
+		// Both get measured, then the fast one takes the rest.
+		for i := range 20 {
+			if _, err := lookupA(t, r, "f"+strconv.Itoa(i)+".example"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if slow.queries.Load() > 2 {
+			t.Fatalf("slow upstream got %d of 20 queries", slow.queries.Load())
+		}
+	})
+	t.Run("failover sticks to the first", func(t *testing.T) {
+		a, b := newDoTServer(t, reply(dns.RcodeSuccess, 0)), newDoTServer(t, reply(dns.RcodeSuccess, 0))
+		r := newResolver(t, Options{}, a.upstream(t, "a"), b.upstream(t, "b"))
+		for i := range 5 {
+			if _, err := lookupA(t, r, "fo"+strconv.Itoa(i)+".example"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a.queries.Load() != 5 || b.queries.Load() != 0 {
+			t.Fatalf("a got %d, b got %d", a.queries.Load(), b.queries.Load())
+		}
+	})
+	t.Run("named upstream", func(t *testing.T) {
+		a, b := newDoTServer(t, reply(dns.RcodeSuccess, 0)), newDoTServer(t, reply(dns.RcodeSuccess, 0))
+		r := newResolver(t, Options{CacheSize: 10}, a.upstream(t, "a"), b.upstream(t, "b"))
+		res, err := r.Lookup(ctxT(t, 5*time.Second), "via.example.", []uint16{dns.TypeA}, "b")
+		if err != nil || res.Upstream != "b" || b.queries.Load() != 1 {
+			t.Fatalf("%+v %v", res, err)
+		}
+		if _, err := r.Lookup(ctxT(t, 5*time.Second), "via.example.", []uint16{dns.TypeA}, "nope"); !errors.Is(err, ErrUnknownUpstream) {
+			t.Fatalf("unknown upstream: %v", err)
+		}
+	})
+}
+
+// TestStalledPrimaryLeavesTimeForSecondary: a primary that never answers costs half the
+// deadline, not all of it.
+func TestStalledPrimaryLeavesTimeForSecondary(t *testing.T) {
+	stall := newDoTServer(t, func(w dns.ResponseWriter, q *dns.Msg) { time.Sleep(5 * time.Second) })
+	good := newDoTServer(t, reply(dns.RcodeSuccess, 0))
+	r := newResolver(t, Options{Timeout: time.Second}, stall.upstream(t, "stall"), good.upstream(t, "good"))
+	res, err := r.Lookup(context.Background(), "stall.example.", []uint16{dns.TypeA}, "")
+	if err != nil || res.Upstream != "good" {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	stall := newDoTServer(t, func(w dns.ResponseWriter, q *dns.Msg) { time.Sleep(3 * time.Second) })
+	r := newResolver(t, Options{Timeout: 200 * time.Millisecond}, stall.upstream(t, "stall"))
+	_, err := r.Lookup(context.Background(), "slow.example.", []uint16{dns.TypeA}, "")
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+}
+
+func TestConfigureKeepsCacheAndHealth(t *testing.T) {
+	a, b := newDoTServer(t, reply(dns.RcodeSuccess, 0)), newDoTServer(t, reply(dns.RcodeSuccess, 0))
+	ua, ub := a.upstream(t, "a"), b.upstream(t, "b")
+	r := newResolver(t, Options{CacheSize: 10}, ua)
+	if _, err := lookupA(t, r, "keep.example"); err != nil {
+		t.Fatal(err)
+	}
+	r.Configure(Options{CacheSize: 10}, []*upstream.Upstream{ub, ua})
+	res, err := lookupA(t, r, "keep.example")
+	if err != nil || !res.Cached {
+		t.Fatalf("cache lost on Configure: %+v %v", res, err)
+	}
+	res, err = lookupA(t, r, "new.example")
+	if err != nil || res.Upstream != "b" {
+		t.Fatalf("new order not used: %+v %v", res, err)
+	}
+}

@@ -1,0 +1,61 @@
+package resolver
+
+import (
+	"net"
+	"strconv"
+	"time"
+)
+
+// UpstreamStatus is one upstream in the daemon's `status` reply.
+type UpstreamStatus struct {
+	Name        string  `json:"name"`
+	Address     string  `json:"address"`
+	Port        int     `json:"port"`
+	TLSName     string  `json:"tls_name"`
+	Healthy     bool    `json:"healthy"`
+	SRTTms      float64 `json:"srtt_ms"`
+	Queries     uint64  `json:"queries"`
+	Failures    uint64  `json:"failures"`
+	OpenConns   int     `json:"open_connections"`
+	InFlight    int     `json:"in_flight"`
+	ConnsOpened uint64  `json:"connections_opened"`
+	Resumed     uint64  `json:"sessions_resumed"`
+	Retries     uint64  `json:"retries"`
+	Unmatched   uint64  `json:"unmatched_replies"`
+	DownSince   string  `json:"down_since,omitempty"` // RFC 3339
+	LastError   string  `json:"last_error,omitempty"`
+}
+
+// CacheStatus is the cache part of `status`.
+type CacheStatus struct {
+	Entries int    `json:"entries"`
+	Size    int    `json:"size"`
+	Hits    uint64 `json:"hits"`
+	Misses  uint64 `json:"misses"`
+}
+
+// Status returns the state of every upstream, in configured order, and of the cache.
+func (r *Resolver) Status() ([]UpstreamStatus, CacheStatus) {
+	s := r.set.Load()
+	ups := make([]UpstreamStatus, 0, len(s.members))
+	for _, m := range s.members {
+		st := m.u.Stats()
+		o := m.u.Options()
+		host, port, _ := net.SplitHostPort(m.u.Addr())
+		p, _ := strconv.Atoi(port)
+		healthy, since, lastErr := m.state()
+		us := UpstreamStatus{
+			Name: m.u.Name(), Address: host, Port: p, TLSName: o.TLSName,
+			Healthy: healthy, SRTTms: float64(st.SRTT.Microseconds()) / 1000,
+			Queries: st.Queries, Failures: m.failures.Load(),
+			OpenConns: st.OpenConns, InFlight: st.InFlight, ConnsOpened: st.ConnsOpened, Resumed: st.Resumed,
+			Retries: st.Retries, Unmatched: st.Unmatched, LastError: lastErr,
+		}
+		if !healthy {
+			us.DownSince = since.UTC().Format(time.RFC3339)
+		}
+		ups = append(ups, us)
+	}
+	n, max := r.cache.len()
+	return ups, CacheStatus{Entries: n, Size: max, Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load()}
+}
