@@ -78,7 +78,6 @@ func (m *member) state() (healthy bool, downSince time.Time, lastErr string) {
 // probe asks a down upstream a cheap question, with a doubling backoff, until it answers (any
 // reply will do: it shows the server is reachable over TLS), it is reset, or the resolver closes.
 func (r *Resolver) probe(s *upstreamSet, m *member) {
-	defer r.probes.Done()
 	defer func() {
 		m.mu.Lock()
 		m.probing = false

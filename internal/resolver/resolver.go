@@ -68,9 +68,12 @@ type Resolver struct {
 
 	rr atomic.Uint32
 
-	ctx    context.Context // cancelled by Close: stops probes
+	ctx    context.Context // cancelled by Close: ends probes and queries in flight
 	cancel context.CancelFunc
-	probes sync.WaitGroup
+
+	workMu sync.Mutex // orders starting background work against Close
+	closed bool
+	work   sync.WaitGroup // probes and flights
 }
 
 // upstreamSet is the configuration a lookup runs with; a reload swaps it whole.
@@ -135,10 +138,28 @@ func (r *Resolver) Configure(opts Options, ups []*upstream.Upstream) {
 	r.set.Store(s)
 }
 
-// Close stops the background probes.
+// Close ends the background probes and the queries in flight, and waits for them.
 func (r *Resolver) Close() {
+	r.workMu.Lock()
+	r.closed = true
+	r.workMu.Unlock()
 	r.cancel()
-	r.probes.Wait()
+	r.work.Wait()
+}
+
+// goWork runs f on a goroutine that Close waits for; after Close it runs nothing and says so.
+func (r *Resolver) goWork(f func()) bool {
+	r.workMu.Lock()
+	defer r.workMu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		f()
+	}()
+	return true
 }
 
 // Flush empties the cache and returns how many entries it held.
@@ -201,15 +222,17 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 	if !joined {
 		// The query runs on its own goroutine with the first caller's deadline, so that callers
 		// who give up return at once while the others still get the answer.
-		fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline(ctx))
-		go func() {
+		fctx, cancel := context.WithDeadline(r.ctx, deadline(ctx))
+		started := r.goWork(func() {
 			defer cancel()
 			f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
-			r.flightMu.Lock()
-			delete(r.flights, fk)
-			r.flightMu.Unlock()
-			close(f.done)
-		}()
+			r.finish(fk, f)
+		})
+		if !started {
+			cancel()
+			f.err = upstream.ErrClosed
+			r.finish(fk, f)
+		}
 	}
 	select {
 	case <-f.done:
@@ -217,6 +240,13 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 	case <-ctx.Done():
 		return nil, Info{}, timeoutErr(ctx)
 	}
+}
+
+func (r *Resolver) finish(fk flightKey, f *flight) {
+	r.flightMu.Lock()
+	delete(r.flights, fk)
+	r.flightMu.Unlock()
+	close(f.done)
 }
 
 func deadline(ctx context.Context) time.Time {
@@ -341,8 +371,11 @@ func (r *Resolver) allDown(s *upstreamSet) error {
 func (r *Resolver) failed(s *upstreamSet, m *member, err error) {
 	if m.fail(err, s.opts.MaxFails) {
 		r.log.Warn("upstream down", "upstream", m.u.Name(), "addr", m.u.Addr(), "err", err)
-		r.probes.Add(1)
-		go r.probe(s, m)
+		if !r.goWork(func() { r.probe(s, m) }) {
+			m.mu.Lock()
+			m.probing = false
+			m.mu.Unlock()
+		}
 	}
 }
 
