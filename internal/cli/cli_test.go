@@ -88,7 +88,9 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func server(ub *testenv.Unbound) string { return "@127.0.0.1:" + strconv.Itoa(ub.Port) + "#" + ub.TLSName }
+func server(ub *testenv.Unbound) string {
+	return "@127.0.0.1:" + strconv.Itoa(ub.Port) + "#" + ub.TLSName
+}
 
 // TestLookupsMatchKdig runs `delve NAME TYPE` against the real unbound and compares the output
 // with kdig +short for the same question, and the exit status with the rcode.

@@ -39,8 +39,8 @@ type Engine struct {
 	log  *slog.Logger
 	res  *resolver.Resolver
 
-	mu     sync.Mutex
-	ups    map[string]*upstream.Upstream // by key()
+	mu      sync.Mutex
+	ups     map[string]*upstream.Upstream // by key()
 	closed  bool
 	timers  []*time.Timer
 	retired []*upstream.Upstream // removed by a reload, closed when their grace runs out
