@@ -1,0 +1,425 @@
+package jsonrpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/delvedns/delve/internal/api"
+)
+
+// Defaults of Options.
+const (
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultIdleTimeout  = 5 * time.Minute
+)
+
+// Options configures a Server. A zero field means its default.
+type Options struct {
+	// Handler runs the calls. Required.
+	Handler Handler
+	// Logger receives the transport's own events (refused connections, handler panics); nil
+	// discards them.
+	Logger *slog.Logger
+	Limits Limits
+	// WriteTimeout is how long a response may take to be written: a peer that stops reading
+	// for longer is disconnected. Default 10 s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a connection that sent no request for this long and has none in
+	// flight. Default 5 min; negative means never.
+	IdleTimeout time.Duration
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("jsonrpc: server closed")
+
+// Server serves JSON-RPC 2.0 on stream connections (a unix socket), one JSON value per line in
+// both directions. Call Serve for each listener, then Shutdown or Close.
+type Server struct {
+	opts   Options
+	lim    Limits
+	log    *slog.Logger
+	ctx    context.Context // of every handler call; canceled when the server is forced to stop
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // Serve loops and connections
+}
+
+// NewServer returns a server; it serves nothing until Serve.
+func NewServer(o Options) *Server {
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opts:      o,
+		lim:       o.Limits.WithDefaults(),
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+	}
+}
+
+// Serve accepts connections on l until Shutdown or Close, then returns ErrServerClosed. It
+// closes l when it returns.
+func (s *Server) Serve(l net.Listener) error {
+	if s.opts.Handler == nil {
+		l.Close()
+		return errors.New("jsonrpc: Options.Handler is nil")
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Most likely out of file descriptors: wait for some to be freed.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accepting a connection", "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		delay = 0
+		s.start(nc)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) start(nc net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if len(s.conns) >= s.lim.MaxConns {
+		s.mu.Unlock()
+		s.log.Warn("refusing a connection: too many", "limit", s.lim.MaxConns)
+		// A fresh connection's send buffer is empty, so this write does not wait; the deadline
+		// is only a guard for the accept loop.
+		nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		msg := "the server already has " + strconv.Itoa(s.lim.MaxConns) + " connections; try again later"
+		nc.Write(append(ErrorResponse(api.CodeBusy, msg), '\n'))
+		nc.Close()
+		return
+	}
+	c := &conn{s: s, nc: nc}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+}
+
+// Shutdown stops accepting connections and reading requests, lets the calls in flight finish
+// and their responses be written, then closes every connection. When ctx ends first, the calls
+// still running are canceled and their connections closed, and Shutdown returns ctx.Err(). It
+// returns once every goroutine of the server has ended.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.cancel()
+	return err
+}
+
+// Close stops the server at once: calls in flight are canceled, connections closed. It returns
+// once every goroutine of the server has ended.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.Shutdown(ctx)
+	return nil
+}
+
+// conn is one socket connection: the reader runs in serve, the writer in its own goroutine, and
+// the calls in the session's.
+type conn struct {
+	s  *Server
+	nc net.Conn
+
+	mu      sync.Mutex // orders stopReading against the reader re-arming its deadline
+	closing bool
+}
+
+func (c *conn) stopReading() {
+	c.mu.Lock()
+	c.closing = true
+	c.nc.SetReadDeadline(time.Now())
+	c.mu.Unlock()
+}
+
+// armDeadline sets the idle deadline for the next read; false when the connection is closing.
+func (c *conn) armDeadline() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	if c.s.opts.IdleTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+	}
+	return true
+}
+
+func (c *conn) serve() {
+	s := c.s
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+
+	out := make(chan []byte, s.lim.MaxInFlight)
+	dead := make(chan struct{}) // closed when writing failed
+	send := func(b []byte) bool {
+		select {
+		case out <- b:
+			return true
+		case <-dead:
+			return false
+		}
+	}
+	sess := NewSession(ctx, SessionOptions{
+		Handler: s.opts.Handler, From: "socket", Limits: s.lim, Logger: s.log, Send: send,
+	})
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		c.write(out, dead, cancel)
+	}()
+
+	c.read(sess, send)
+	sess.Wait()
+	close(out) // every sender has finished
+	<-wdone
+	c.nc.Close()
+}
+
+func (c *conn) write(out <-chan []byte, dead chan struct{}, cancel context.CancelFunc) {
+	bw := bufio.NewWriterSize(c.nc, 4096)
+	failed := false
+	for b := range out {
+		if failed {
+			continue // drain, so that no sender is left waiting
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
+		bw.Write(b)
+		err := bw.WriteByte('\n')
+		if err == nil && len(out) == 0 {
+			err = bw.Flush() // write responses that are ready together, in one syscall
+		}
+		if err != nil {
+			c.s.log.Debug("writing a response", "err", err)
+			failed = true
+			close(dead)
+			cancel()
+			c.nc.Close() // ends the reader too
+		}
+	}
+	if !failed {
+		bw.Flush()
+	}
+}
+
+func (c *conn) read(sess *Session, send func([]byte) bool) {
+	max := c.s.lim.MaxMessage
+	br := bufio.NewReaderSize(c.nc, 4096)
+	var line []byte
+	discarding := false // skipping the rest of a line over the limit
+	for {
+		if !c.armDeadline() {
+			return
+		}
+		frag, err := br.ReadSlice('\n')
+		complete := err == nil
+		body := frag
+		if complete {
+			body = frag[:len(frag)-1]
+		}
+		switch {
+		case discarding:
+			discarding = !complete
+		case len(line)+len(body) > max:
+			// Answer at once: the client may be waiting for a reply before sending the newline.
+			line = line[:0]
+			discarding = !complete
+			send(ErrorResponse(api.CodeTooLarge, "the request is larger than "+strconv.Itoa(max)+" bytes"))
+		default:
+			line = append(line, body...)
+			if complete {
+				sess.Handle(bytes.Clone(line))
+				line = line[:0]
+			}
+		}
+		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && sess.InFlight() > 0 {
+			continue // not idle: waiting on our own calls (or closing, which armDeadline sees)
+		}
+		if len(line) > 0 && !discarding && !errors.Is(err, os.ErrDeadlineExceeded) {
+			sess.Handle(bytes.Clone(line)) // a last request without its newline
+		}
+		return
+	}
+}
+
+var tmpSeq atomic.Uint64
+
+// ListenUnix listens on the unix socket path for Serve. It creates the directory (mode 0755)
+// when missing and gives the socket mode 0660. A socket left behind by a crashed process
+// (nobody answers on it) is replaced; when another process answers on it, ListenUnix refuses
+// with an error naming the path. Closing the listener removes the socket file if it is still
+// this listener's.
+func ListenUnix(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another delve is already serving on %s", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("checking the socket %s: %w", path, err)
+		}
+		// Stale: the rename below replaces it.
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checking the socket %s: %w", path, err)
+	}
+
+	// Bind under a temporary name and rename into place, so that the socket never exists at
+	// path with looser permissions than 0660 (umask is per process and not ours to change).
+	tmp := filepath.Join(dir, fmt.Sprintf(".delve-%d-%d.sock", os.Getpid(), tmpSeq.Add(1)))
+	os.Remove(tmp)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, 0o660); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fail(err)
+	}
+	return &unixListener{UnixListener: l, path: path, fi: fi}, nil
+}
+
+type unixListener struct {
+	*net.UnixListener
+	path string
+	fi   fs.FileInfo
+	once sync.Once
+}
+
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		// Only our own socket: a newer server may have taken the path over.
+		if fi, err := os.Lstat(l.path); err == nil && os.SameFile(fi, l.fi) {
+			os.Remove(l.path)
+		}
+	})
+	return err
+}
