@@ -319,7 +319,7 @@ func (u *Upstream) handshake(ctx context.Context) (*tls.Conn, error) {
 	if tcp, ok := nc.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
 	}
-	tc := tls.Client(nc, u.tlsCfg)
+	tc := tls.Client(quickAck(nc), u.tlsCfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
 		var te *TLSError
