@@ -4,12 +4,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/delvedns/delve/internal/cli"
+	"github.com/delvedns/delve/internal/daemon"
 	"github.com/delvedns/delve/internal/version"
 )
 
@@ -24,8 +26,42 @@ func run(args []string) int {
 		switch args[0] {
 		case "version", "--version":
 			fmt.Println("delve", version.Version)
-			return 0
+			return cli.ExitOK
+		case "serve":
+			return serve(ctx, args[1:])
 		}
 	}
 	return cli.Run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// serve runs the daemon: exit 0 after a clean shutdown or when disabled, 2 for a bad
+// configuration or command line, 1 when it cannot serve (the socket is taken, ...).
+func serve(ctx context.Context, args []string) int {
+	var opts daemon.Options
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case (a == "--config" || a == "-c") && i+1 < len(args):
+			i++
+			opts.Config = args[i]
+		case len(a) > 9 && a[:9] == "--config=":
+			opts.Config = a[9:]
+		default:
+			fmt.Fprintf(os.Stderr, "delve serve: unexpected argument %q (usage: delve serve [--config FILE])\n", a)
+			return cli.ExitUsage
+		}
+	}
+	d, err := daemon.New(opts)
+	if errors.Is(err, daemon.ErrDisabled) {
+		fmt.Fprintln(os.Stderr, "delve:", err, "- not starting")
+		return cli.ExitOK
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "delve serve:", err)
+		return cli.ExitUsage
+	}
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "delve serve:", err)
+		return 1
+	}
+	return cli.ExitOK
 }

@@ -1,0 +1,470 @@
+// Package daemon is `delve serve`, the composition root: it loads the UCI configuration, builds
+// the resolver, serves the JSON-RPC methods on the unix socket and the WebSocket, reloads on
+// SIGHUP and the reload method, and shuts down cleanly on SIGTERM.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/engine"
+	"github.com/delvedns/delve/internal/jsonrpc"
+	"github.com/delvedns/delve/internal/jsonrpc/ws"
+	"github.com/delvedns/delve/internal/resolver"
+	"github.com/delvedns/delve/internal/upstream"
+	"github.com/delvedns/delve/internal/version"
+	"github.com/delvedns/delve/uci"
+)
+
+// ShutdownGrace bounds how long lookups in flight may run on after SIGTERM.
+const ShutdownGrace = 5 * time.Second
+
+// MaxAnswers caps the answers of one lookup reply, so that a reply stays far below ubus's 1 MiB
+// message limit; the reply then says it was capped.
+const MaxAnswers = 256
+
+// Options are what `delve serve` is given besides the configuration file.
+type Options struct {
+	// Config is the UCI file; empty means uci.DefaultPath, or the built-in defaults when that
+	// file does not exist.
+	Config string
+	// Stderr receives the log; default os.Stderr.
+	Stderr io.Writer
+	// Signals, when set, replaces the process's own SIGHUP/SIGUSR1 handling (tests).
+	Signals <-chan os.Signal
+	// Tune adjusts every upstream's options (tests use short timeouts).
+	Tune func(*upstream.Options)
+}
+
+// Daemon is a running `delve serve`.
+type Daemon struct {
+	opts    Options
+	path    string // the configuration file; empty: built-in defaults. Set once by New.
+	started time.Time
+	level   slog.LevelVar
+	log     *slog.Logger
+	hub     jsonrpc.Hub
+	eng     *engine.Engine
+
+	lookups, failures atomic.Uint64
+
+	mu        sync.Mutex // serialises reloads; guards what follows
+	cfg       *uci.Config
+	rpc       *jsonrpc.Server
+	sock      net.Listener
+	sockPath  string
+	wsrv      *ws.Server
+	wsAddr    string
+	wsToken   string
+	wg        sync.WaitGroup
+	reloadErr string
+}
+
+// ErrDisabled is returned by New when main.enabled is 0.
+var ErrDisabled = errors.New("delve is disabled (delve.main.enabled is 0)")
+
+// New loads the configuration and builds the engine; it does not serve yet.
+func New(opts Options) (*Daemon, error) {
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	d := &Daemon{opts: opts, started: time.Now()}
+	// procd and logd add timestamps: the log lines carry none of their own.
+	d.log = slog.New(slog.NewTextHandler(opts.Stderr, &slog.HandlerOptions{
+		Level: &d.level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	d.path = opts.Config
+	if d.path == "" {
+		d.path = uci.DefaultPath
+		if _, err := os.Stat(d.path); errors.Is(err, os.ErrNotExist) {
+			d.log.Warn("no configuration file, using the built-in defaults", "file", d.path)
+			d.path = ""
+		}
+	}
+	cfg, err := d.load()
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled {
+		return nil, ErrDisabled
+	}
+	d.level.Set(cfg.LogLevel)
+	for _, w := range cfg.Warnings {
+		d.log.Warn(w)
+	}
+	d.eng, err = engine.New(cfg, engine.Options{Logger: d.log, Tune: opts.Tune})
+	if err != nil {
+		return nil, err
+	}
+	d.cfg = cfg
+	return d, nil
+}
+
+// load reads the configuration file, or returns the defaults when there is none.
+func (d *Daemon) load() (*uci.Config, error) {
+	if d.path == "" {
+		cfg := uci.Default()
+		cfg.LoadedAt = time.Now()
+		return cfg, nil
+	}
+	return uci.Load(d.path)
+}
+
+// Run serves until ctx ends (SIGTERM), then shuts down: it stops accepting, lets lookups in
+// flight finish (at most ShutdownGrace), removes the socket and returns nil.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.mu.Lock()
+	err := d.listen(d.cfg)
+	d.mu.Unlock()
+	if err != nil {
+		d.eng.Close()
+		return err
+	}
+	d.log.Info("delve serving", "version", version.Version, "socket", d.cfg.Socket, "websocket", d.cfg.WebSocket,
+		"upstreams", len(d.cfg.EnabledUpstreams()), "config", d.path)
+
+	sig := d.opts.Signals
+	if sig == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1)
+		defer signal.Stop(ch)
+		sig = ch
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown()
+		case s := <-sig:
+			switch s {
+			case syscall.SIGHUP:
+				if err := d.Reload(); err != nil {
+					d.log.Error("reload refused, the running configuration stays", "err", err)
+				}
+			case syscall.SIGUSR1:
+				d.log.Info("reconnecting every upstream (SIGUSR1)")
+				d.eng.ResetConnections()
+			}
+		}
+	}
+}
+
+// listen opens the transports cfg asks for that are not open yet with the same settings, and
+// closes those it no longer asks for. New ones are opened before old ones are closed; if one
+// cannot be opened, nothing changes.
+func (d *Daemon) listen(cfg *uci.Config) error {
+	var sock net.Listener
+	var rpc *jsonrpc.Server
+	if cfg.Socket != d.sockPath {
+		l, err := jsonrpc.ListenUnix(cfg.Socket)
+		if err != nil {
+			return err
+		}
+		sock = l
+		rpc = jsonrpc.NewServer(jsonrpc.Options{Handler: d.handlerFor("socket"), Logger: d.log})
+	}
+	var wsrv *ws.Server
+	var wsl net.Listener
+	wsChanged := cfg.WebSocket != d.wsAddr || cfg.WebSocketToken != d.wsToken
+	if wsChanged && cfg.WebSocket != "" {
+		wsrv = ws.NewServer(ws.Options{Handler: d.handlerFor("websocket"), Hub: &d.hub, Token: cfg.WebSocketToken, Logger: d.log})
+		l, err := wsrv.Listen(cfg.WebSocket)
+		if err != nil {
+			if sock != nil {
+				_ = sock.Close()
+			}
+			return fmt.Errorf("websocket %s: %w", cfg.WebSocket, err)
+		}
+		wsl = l
+	}
+
+	// Everything new is open: switch.
+	if sock != nil {
+		oldRPC, oldSock, oldPath := d.rpc, d.sock, d.sockPath
+		d.rpc, d.sock, d.sockPath = rpc, sock, cfg.Socket
+		d.serve(func() { _ = rpc.Serve(sock) })
+		if oldRPC != nil {
+			d.retire(func(ctx context.Context) { _ = oldRPC.Shutdown(ctx); _ = oldSock.Close(); removeSocket(oldPath) })
+		}
+	}
+	if wsChanged {
+		old := d.wsrv
+		d.wsrv, d.wsAddr, d.wsToken = wsrv, cfg.WebSocket, cfg.WebSocketToken
+		if wsrv != nil {
+			d.serve(func() { _ = wsrv.Serve(wsl) })
+		}
+		if old != nil {
+			d.retire(func(ctx context.Context) { _ = old.Shutdown(ctx) })
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) serve(f func()) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
+}
+
+// retire shuts an old transport down in the background, letting its calls finish.
+func (d *Daemon) retire(f func(ctx context.Context)) {
+	d.serve(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+		defer cancel()
+		f(ctx)
+	})
+}
+
+func removeSocket(path string) {
+	if path != "" {
+		_ = os.Remove(path)
+	}
+}
+
+// Reload re-reads the configuration file. A valid one replaces the running configuration: lookups
+// in flight finish with the old upstreams, unchanged upstreams keep their connections, and the
+// cache stays. An invalid one changes nothing and its error is returned.
+func (d *Daemon) Reload() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.reload()
+	if err != nil {
+		d.reloadErr = err.Error()
+	} else {
+		d.reloadErr = ""
+	}
+	return err
+}
+
+func (d *Daemon) reload() error {
+	cfg, err := d.load()
+	if err != nil {
+		return err
+	}
+	if !cfg.Enabled {
+		return errors.New("delve.main.enabled is 0: stop the service to disable it (/etc/init.d/delve stop)")
+	}
+	if err := d.eng.Apply(cfg); err != nil {
+		return err
+	}
+	if err := d.listen(cfg); err != nil {
+		// The transports did not move; put the engine back as it was.
+		if err2 := d.eng.Apply(d.cfg); err2 != nil {
+			d.log.Error("restoring the previous upstreams", "err", err2)
+		}
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		d.log.Warn(w)
+	}
+	d.level.Set(cfg.LogLevel)
+	d.cfg = cfg
+	d.log.Info("configuration reloaded", "file", d.path, "upstreams", len(cfg.EnabledUpstreams()))
+	return nil
+}
+
+func (d *Daemon) shutdown() error {
+	d.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	d.mu.Lock()
+	rpc, sock, path, wsrv := d.rpc, d.sock, d.sockPath, d.wsrv
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	if rpc != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = rpc.Shutdown(ctx); _ = sock.Close() }()
+	}
+	if wsrv != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = wsrv.Shutdown(ctx) }()
+	}
+	wg.Wait()
+	removeSocket(path)
+	d.wg.Wait()
+	d.eng.Close()
+	return nil
+}
+
+// handlerFor returns the JSON-RPC handler of one transport.
+func (d *Daemon) handlerFor(from string) jsonrpc.Handler {
+	return func(ctx context.Context, method string, params json.RawMessage, _ string) (any, error) {
+		switch method {
+		case api.MethodLookup:
+			return d.lookup(ctx, params, from)
+		case api.MethodStatus:
+			return d.status(), nil
+		case api.MethodReload:
+			if err := d.Reload(); err != nil {
+				return nil, api.NewError(api.CodeConfig, "reload refused, the running configuration stays: "+err.Error())
+			}
+			return d.reloadResult(), nil
+		case api.MethodFlush:
+			return map[string]int{"flushed": d.eng.Resolver().Flush()}, nil
+		}
+		return nil, api.NewError(api.CodeMethodNotFound, fmt.Sprintf("there is no method %q (methods: lookup, status, reload, flush)", method))
+	}
+}
+
+type lookupParams struct {
+	Name     *string `json:"name"`
+	Type     *string `json:"type"`
+	Upstream *string `json:"upstream"`
+}
+
+func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (*api.Lookup, error) {
+	var p lookupParams
+	if err := jsonrpc.DecodeParams(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.Name == nil {
+		return nil, api.NewError(api.CodeBadRequest, `the parameter "name" is required`)
+	}
+	name, reverse, err := api.ParseName(*p.Name)
+	if err != nil {
+		return nil, api.NewError(api.CodeBadRequest, err.Error())
+	}
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	var types []uint16
+	switch {
+	case p.Type != nil && *p.Type != "":
+		t, err := api.ParseType(*p.Type)
+		if err != nil {
+			return nil, api.NewError(api.CodeBadRequest, err.Error())
+		}
+		types = []uint16{t}
+	case reverse:
+		types = []uint16{dns.TypePTR}
+	default:
+		for _, s := range cfg.Types {
+			t, _ := api.ParseType(s)
+			types = append(types, t)
+		}
+	}
+	via := ""
+	if p.Upstream != nil {
+		via = *p.Upstream
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := d.eng.Resolver().Lookup(ctx, name, types, via)
+	d.lookups.Add(1)
+	ev := jsonrpc.Event{Name: name, From: from, Time: start}
+	for _, t := range types {
+		ev.Types = append(ev.Types, api.TypeName(t))
+	}
+	if err != nil {
+		d.failures.Add(1)
+		aerr := lookupError(name, cfg.Timeout, err)
+		ev.Error = string(aerr.Code)
+		d.hub.Publish(ev)
+		return nil, aerr
+	}
+	l := api.NewLookup(res.Name, res.Types, res.Rcode, res.Answers, res.Upstream, res.RTT, res.Cached, res.Secure)
+	l.Cap(MaxAnswers)
+	ev.Rcode, ev.Upstream, ev.RTTms, ev.Cached = l.Rcode, l.Upstream, l.RTTms, l.Cached
+	d.hub.Publish(ev)
+	return l, nil
+}
+
+// lookupError maps a resolver error to the error the transports report.
+func lookupError(name string, timeout time.Duration, err error) *api.Error {
+	switch {
+	case errors.Is(err, resolver.ErrUnknownUpstream):
+		return api.NewError(api.CodeBadRequest, err.Error())
+	case errors.Is(err, resolver.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return api.NewError(api.CodeTimeout, fmt.Sprintf("the lookup of %s timed out after %s", name, timeout))
+	case errors.Is(err, resolver.ErrNoUpstream):
+		return api.NewError(api.CodeNoUpstream, err.Error())
+	case errors.Is(err, context.Canceled):
+		return api.NewError(api.CodeTimeout, "the lookup of "+name+" was cancelled")
+	}
+	return api.NewError(api.CodeNoUpstream, err.Error())
+}
+
+// Status is the result of the status method.
+type Status struct {
+	Version   string                    `json:"version"`
+	UptimeS   int64                     `json:"uptime_s"`
+	Started   string                    `json:"started"`
+	Config    ConfigSummary             `json:"config"`
+	Upstreams []resolver.UpstreamStatus `json:"upstreams"`
+	Cache     resolver.CacheStatus      `json:"cache"`
+	Lookups   uint64                    `json:"lookups"`
+	Failures  uint64                    `json:"lookup_failures"`
+	// Subscribers counts WebSocket clients following lookups.
+	Subscribers int `json:"subscribers"`
+}
+
+// ConfigSummary describes the running configuration.
+type ConfigSummary struct {
+	File       string   `json:"file"`
+	LoadedAt   string   `json:"loaded_at"`
+	Strategy   string   `json:"strategy"`
+	Types      []string `json:"types"`
+	TimeoutMS  int64    `json:"timeout_ms"`
+	CacheSize  int      `json:"cache_size"`
+	Socket     string   `json:"socket"`
+	WebSocket  string   `json:"websocket"`
+	Listen     []string `json:"listen"`
+	LastReload string   `json:"last_reload_error,omitempty"`
+}
+
+func (d *Daemon) status() *Status {
+	d.mu.Lock()
+	cfg, rerr := d.cfg, d.reloadErr
+	d.mu.Unlock()
+	ups, cache := d.eng.Resolver().Status()
+	return &Status{
+		Version: version.Version,
+		UptimeS: int64(time.Since(d.started) / time.Second),
+		Started: d.started.UTC().Format(time.RFC3339),
+		Config: ConfigSummary{
+			File: d.path, LoadedAt: cfg.LoadedAt.UTC().Format(time.RFC3339), Strategy: cfg.Strategy,
+			Types: slices.Clone(cfg.Types), TimeoutMS: cfg.Timeout.Milliseconds(), CacheSize: cfg.CacheSize,
+			Socket: cfg.Socket, WebSocket: cfg.WebSocket, Listen: append([]string{}, cfg.Listen...), LastReload: rerr,
+		},
+		Upstreams:   ups,
+		Cache:       cache,
+		Lookups:     d.lookups.Load(),
+		Failures:    d.failures.Load(),
+		Subscribers: d.hub.Subscribers(),
+	}
+}
+
+func (d *Daemon) reloadResult() map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return map[string]any{
+		"reloaded":  true,
+		"file":      d.path,
+		"loaded_at": d.cfg.LoadedAt.UTC().Format(time.RFC3339),
+		"upstreams": len(d.cfg.EnabledUpstreams()),
+		"warnings":  append([]string{}, d.cfg.Warnings...),
+	}
+}

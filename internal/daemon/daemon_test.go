@@ -1,0 +1,359 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/jsonrpc"
+	"github.com/delvedns/delve/internal/testenv"
+)
+
+// conf writes a UCI file for a daemon in dir whose upstreams are the given unbounds.
+type conf struct {
+	dir       string
+	socket    string
+	websocket string
+	extra     string // more main options, one per line
+	ubs       []*testenv.Unbound
+}
+
+func (c conf) write(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "config delve 'main'\n\tlist type 'A'\n\tlist type 'AAAA'\n\toption timeout '2000'\n\toption socket '%s'\n", c.socket)
+	if c.websocket != "" {
+		fmt.Fprintf(&b, "\toption websocket '%s'\n", c.websocket)
+	}
+	if len(c.ubs) > 0 {
+		fmt.Fprintf(&b, "\toption ca_file '%s'\n", c.caBundle(t))
+	}
+	b.WriteString(c.extra)
+	for i, ub := range c.ubs {
+		fmt.Fprintf(&b, "\nconfig upstream 'u%d'\n\toption address '127.0.0.1'\n\toption port '%d'\n\toption tls_name '%s'\n", i, ub.Port, ub.TLSName)
+	}
+	path := filepath.Join(c.dir, "delve")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// caBundle concatenates the CAs of every unbound (each test unbound has its own).
+func (c conf) caBundle(t *testing.T) string {
+	var pem []byte
+	for _, ub := range c.ubs {
+		pem = append(pem, ub.CA.CertPEM...)
+	}
+	path := filepath.Join(c.dir, "ca-"+strconv.Itoa(len(c.ubs))+".pem")
+	if err := os.WriteFile(path, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func newConf(t *testing.T, ubs ...*testenv.Unbound) conf {
+	dir := t.TempDir()
+	return conf{dir: dir, socket: filepath.Join(dir, "run", "delve.sock"), ubs: ubs}
+}
+
+// syncBuffer is a log sink safe for the daemon's goroutines and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is an in-process daemon.
+type running struct {
+	d      *Daemon
+	log    *syncBuffer
+	sig    chan os.Signal
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, path string) *running {
+	t.Helper()
+	r := &running{log: &syncBuffer{}, sig: make(chan os.Signal, 1), done: make(chan error, 1)}
+	d, err := New(Options{Config: path, Stderr: r.log, Signals: r.sig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- d.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		r.done <- nil // a second stop returns at once
+	case <-time.After(10 * time.Second):
+		t.Fatal("the daemon did not stop")
+	}
+}
+
+func dial(t *testing.T, socket string) *jsonrpc.Client {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := jsonrpc.Dial(ctx, socket)
+		cancel()
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no daemon on %s: %v", socket, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func call(t *testing.T, c *jsonrpc.Client, method string, params, result any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.Call(ctx, method, params, result)
+}
+
+func TestLookupMethod(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	c := newConf(t, ub)
+	start(t, c.write(t))
+	cl := dial(t, c.socket)
+
+	var l api.Lookup
+	if err := call(t, cl, "lookup", map[string]any{"name": "a.delve.test", "ubus_rpc_session": "abc"}, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Name != "a.delve.test." || strings.Join(l.Addresses, ",") != "192.0.2.1,2001:db8::1" || l.Rcode != "NOERROR" || l.Upstream != "u0" {
+		t.Fatalf("%+v", l)
+	}
+	if err := call(t, cl, "lookup", map[string]any{"name": "delve.test", "type": "mx"}, &l); err != nil {
+		t.Fatal(err)
+	}
+	want := testenv.KdigT(t, ub, "delve.test", "MX")
+	if len(l.Answers) != 1 || l.Answers[0].Data != want.Answer[0].Data || len(l.Addresses) != 0 {
+		t.Fatalf("MX: %+v, kdig %v", l, want.Answer)
+	}
+	if err := call(t, cl, "lookup", map[string]any{"name": "missing.delve.test"}, &l); err != nil || l.Rcode != "NXDOMAIN" || len(l.Answers) != 0 {
+		t.Fatalf("NXDOMAIN is not an error: %+v %v", l, err)
+	}
+	if err := call(t, cl, "lookup", map[string]any{"name": "192.0.2.1"}, &l); err != nil || len(l.Answers) != 1 || l.Answers[0].Data != "a.delve.test." {
+		t.Fatalf("PTR: %+v %v", l, err)
+	}
+	// big.delve.test has 300 A records: the reply is capped and says so.
+	if err := call(t, cl, "lookup", map[string]any{"name": "big.delve.test", "type": "A"}, &l); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Capped || l.AnswersTotal != 300 || len(l.Answers) != MaxAnswers || len(l.Addresses) != MaxAnswers {
+		t.Fatalf("capped %v total %d answers %d addresses %d", l.Capped, l.AnswersTotal, len(l.Answers), len(l.Addresses))
+	}
+}
+
+func TestLookupErrors(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	c := newConf(t, ub)
+	start(t, c.write(t))
+	cl := dial(t, c.socket)
+	cases := []struct {
+		name   string
+		params any
+		code   api.Code
+		msg    string
+	}{
+		{"no name", map[string]any{}, api.CodeBadRequest, `"name" is required`},
+		{"empty name", map[string]any{"name": ""}, api.CodeBadRequest, "the name is empty"},
+		{"name not a string", map[string]any{"name": 42}, api.CodeBadRequest, "name"},
+		{"long label", map[string]any{"name": strings.Repeat("x", 64) + ".test"}, api.CodeBadRequest, "more than the 63 allowed"},
+		{"bad type", map[string]any{"name": "a.delve.test", "type": "NOPE"}, api.CodeBadRequest, `unknown record type "NOPE"`},
+		{"type out of range", map[string]any{"name": "a.delve.test", "type": "TYPE99999"}, api.CodeBadRequest, "out of range"},
+		{"unknown upstream", map[string]any{"name": "a.delve.test", "upstream": "nope"}, api.CodeBadRequest, `no such upstream named "nope"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := call(t, cl, "lookup", tc.params, nil)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != tc.code || !strings.Contains(ae.Message, tc.msg) {
+				t.Fatalf("err = %v, want %s %q", err, tc.code, tc.msg)
+			}
+		})
+	}
+	err := call(t, cl, "nosuch", nil, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeMethodNotFound {
+		t.Fatalf("unknown method: %v", err)
+	}
+}
+
+func TestNoUpstream(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	c := newConf(t, ub)
+	start(t, c.write(t))
+	cl := dial(t, c.socket)
+	if err := ub.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err := call(t, cl, "lookup", map[string]any{"name": "a.delve.test", "type": "A"}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeNoUpstream || !strings.Contains(ae.Message, "connection refused") {
+		t.Fatalf("err = %v, want no_upstream naming the cause", err)
+	}
+}
+
+func TestStatusFlushReload(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	c := newConf(t, ub)
+	path := c.write(t)
+	r := start(t, path)
+	cl := dial(t, c.socket)
+	for range 2 {
+		if err := call(t, cl, "lookup", map[string]any{"name": "a.delve.test", "type": "A"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st Status
+	if err := call(t, cl, "status", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Lookups != 2 || st.Cache.Hits != 1 || st.Cache.Entries != 1 || len(st.Upstreams) != 1 || !st.Upstreams[0].Healthy ||
+		st.Upstreams[0].Queries != 1 || st.Upstreams[0].Port != ub.Port || st.Config.File != path || st.Version == "" {
+		t.Fatalf("%+v", st)
+	}
+	var fl map[string]int
+	if err := call(t, cl, "flush", nil, &fl); err != nil || fl["flushed"] != 1 {
+		t.Fatalf("flush: %v %v", fl, err)
+	}
+
+	// A bad file: the reload is refused, the error returned and logged, the old config serves.
+	good, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, append(append([]byte{}, good...), "\toption port '99999'\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := call(t, cl, "reload", nil, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeConfig || !strings.Contains(ae.Message, `delve.u0.port: "99999" is not a port`) {
+		t.Fatalf("reload of a bad file: %v", err)
+	}
+	var l api.Lookup
+	if err := call(t, cl, "lookup", map[string]any{"name": "a.delve.test"}, &l); err != nil || len(l.Addresses) != 2 {
+		t.Fatalf("after a refused reload: %+v %v", l, err)
+	}
+	// SIGHUP with the same bad file: logged, still serving.
+	r.sig <- syscall.SIGHUP
+	waitLog(t, r.log, "reload refused")
+
+	// A good change by SIGHUP: the types list becomes AAAA only.
+	if err := os.WriteFile(path, bytes.Replace(good, []byte("\tlist type 'A'\n"), nil, 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.sig <- syscall.SIGHUP
+	waitLog(t, r.log, "configuration reloaded")
+	if err := call(t, cl, "lookup", map[string]any{"name": "a.delve.test"}, &l); err != nil || strings.Join(l.Types, ",") != "AAAA" {
+		t.Fatalf("after reload: %+v %v", l, err)
+	}
+	if err := call(t, cl, "status", nil, &st); err != nil || st.Upstreams[0].ConnsOpened != 1 {
+		t.Fatalf("the unchanged upstream did not keep its connection: %+v %v", st.Upstreams, err)
+	}
+}
+
+func waitLog(t *testing.T, log *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(log.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", s, log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReloadUnderLoad: ten valid reloads, alternating between one and two upstreams, while
+// clients look names up: no call fails.
+func TestReloadUnderLoad(t *testing.T) {
+	ub1 := testenv.UnboundT(t, testenv.UnboundOptions{})
+	ub2 := testenv.UnboundT(t, testenv.UnboundOptions{})
+	one, two := newConf(t, ub1), newConf(t, ub1, ub2)
+	two.dir, two.socket = one.dir, one.socket
+	path := one.write(t)
+	confs := [][]byte{}
+	for _, c := range []conf{two, one} {
+		c.write(t)
+		b, _ := os.ReadFile(path)
+		confs = append(confs, b)
+	}
+	r := start(t, path)
+	_ = r
+	cl := dial(t, one.socket)
+
+	var calls, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var l api.Lookup
+				name := testenv.WildName("w" + strconv.Itoa(w) + "-" + strconv.Itoa(i))
+				err := call(t, cl, "lookup", map[string]any{"name": name, "type": "A"}, &l)
+				calls.Add(1)
+				if err != nil || len(l.Addresses) != 1 {
+					failed.Add(1)
+					t.Errorf("%s: %v %+v", name, err, l)
+				}
+			}
+		}()
+	}
+	for i := range 10 {
+		if err := os.WriteFile(path, confs[i%2], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := call(t, cl, "reload", nil, nil); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || calls.Load() < 100 {
+		t.Fatalf("%d of %d calls failed", failed.Load(), calls.Load())
+	}
+}
