@@ -629,11 +629,11 @@ func testInitScript(t *testing.T, sh []string) {
 			t.Fatalf("reload: procd calls %+v, want the service definition only", pc)
 		}
 		checkDelveService(t, h, pc.Services[0], true, "wan")
-		// An interface event: nothing in the definition changes, so the script sends SIGHUP.
+		// An interface event: nothing in the definition changes, so the script sends SIGUSR1.
 		h.run("reload", "interface")
 		pc = h.procd()
-		if len(pc.Services) != 1 || !reflect.DeepEqual(pc.Signals, [][]string{{"delve", "*", "HUP"}}) || len(pc.Kills) != 0 {
-			t.Fatalf("reload interface: procd calls %+v, want the definition and SIGHUP to delve", pc)
+		if len(pc.Services) != 1 || !reflect.DeepEqual(pc.Signals, [][]string{{"delve", "*", "USR1"}}) || len(pc.Kills) != 0 {
+			t.Fatalf("reload interface: procd calls %+v, want the definition and SIGUSR1 to delve", pc)
 		}
 		checkDelveService(t, h, pc.Services[0], true, "wan")
 	})
