@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 
@@ -64,6 +65,13 @@ func parse(pkt []byte) *dns.Msg {
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(pkt); err != nil {
+		return nil
+	}
+	// miekg/dns stops quietly at the end of a short message: the header's counts must match.
+	if int(binary.BigEndian.Uint16(pkt[4:])) != len(m.Question) ||
+		int(binary.BigEndian.Uint16(pkt[6:])) != len(m.Answer) ||
+		int(binary.BigEndian.Uint16(pkt[8:])) != len(m.Ns) ||
+		int(binary.BigEndian.Uint16(pkt[10:])) != len(m.Extra) {
 		return nil
 	}
 	return m

@@ -177,7 +177,7 @@ func newRecorder(t *testing.T) *recorder {
 			ro := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 			ro.SetUDPSize(1232)
 			ro.SetDo(opt.Do())
-			if strings.HasPrefix(q.Question[0].Name, "ede.") {
+			if strings.HasPrefix(q.Question[0].Name, "ede") {
 				ro.Option = append(ro.Option, &dns.EDNS0_EDE{InfoCode: 3, ExtraText: "stale"})
 			}
 			ro.Option = append(ro.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708a1a2a3a4a5a6a7a8"})

@@ -1,0 +1,130 @@
+package dnsserver
+
+import (
+	"bytes"
+	"net"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+func ecs() *dns.EDNS0_SUBNET {
+	return &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IPv4(192, 168, 1, 0).To4()}
+}
+
+// TestEDNSToUpstream checks what reaches the upstream (an in-process DoT server that records its
+// queries): the client's DO and CD bits, never its padding, cookie or ECS, unless ECS is
+// configured to pass.
+func TestEDNSToUpstream(t *testing.T) {
+	checkGoroutines(t)
+	rec := newRecorder(t)
+	s := listen(t, Options{Resolver: rec.resolver(t)})
+	sECS := listen(t, Options{Resolver: rec.resolver(t), ForwardECS: true})
+
+	clientPad := &dns.EDNS0_PADDING{Padding: bytes.Repeat([]byte{0xAA}, 40)}
+	cookie := &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "2464c4abcf10c957"}
+	cases := []struct {
+		name    string
+		srv     *Server
+		do, cd  bool
+		wantECS bool
+	}{
+		{"do", s, true, false, false},
+		{"nodo", s, false, false, false},
+		{"cd", s, true, true, false},
+		{"ecs-forwarded", sECS, false, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, network := range []string{"udp", "tcp"} {
+				name := c.name + "-" + network + ".example."
+				q := edns(question(name, dns.TypeA), 1232, c.do, clientPad, cookie, ecs())
+				q.CheckingDisabled = c.cd
+				addr := udpAddr(c.srv)
+				if network == "tcp" {
+					addr = tcpAddr(c.srv)
+				}
+				r := exchange(t, network, addr, q)
+				got := rec.last()
+				if got == nil || got.Question[0].Name != name {
+					t.Fatalf("%s: the upstream did not get the query (last: %v)", network, got)
+				}
+				opt := got.IsEdns0()
+				if opt == nil {
+					t.Fatalf("%s: upstream query without OPT:\n%v", network, got)
+				}
+				if opt.Do() != c.do || got.CheckingDisabled != c.cd {
+					t.Errorf("%s: upstream got DO=%v CD=%v, want %v %v", network, opt.Do(), got.CheckingDisabled, c.do, c.cd)
+				}
+				hasECS := false
+				for _, o := range opt.Option {
+					switch o := o.(type) {
+					case *dns.EDNS0_PADDING:
+						if bytes.ContainsRune(o.Padding, 0xAA) {
+							t.Errorf("%s: the client's padding reached the upstream", network)
+						}
+					case *dns.EDNS0_COOKIE:
+						t.Errorf("%s: the client's cookie reached the upstream", network)
+					case *dns.EDNS0_SUBNET:
+						hasECS = true
+					}
+				}
+				if hasECS != c.wantECS {
+					t.Errorf("%s: ECS at the upstream %v, want %v", network, hasECS, c.wantECS)
+				}
+				// The reply: the client's ID, delve's OPT with the client's DO, no upstream cookie,
+				// padded because the query was.
+				ropt := r.IsEdns0()
+				if r.Id != q.Id || ropt == nil || ropt.Do() != c.do || ropt.UDPSize() != ednsSize || r.CheckingDisabled != c.cd {
+					t.Errorf("%s: reply %v", network, r)
+				}
+				if ropt != nil {
+					padded := false
+					for _, o := range ropt.Option {
+						switch o.(type) {
+						case *dns.EDNS0_COOKIE:
+							t.Errorf("%s: the upstream's cookie reached the client", network)
+						case *dns.EDNS0_PADDING:
+							padded = true
+						}
+					}
+					if !padded {
+						t.Errorf("%s: a padded query got an unpadded reply", network)
+					}
+				}
+				r.Compress = true // as delve packed it
+				if wire, _ := r.Pack(); len(wire)%paddingBlock != 0 {
+					t.Errorf("%s: padded reply of %d octets, want a multiple of %d", network, len(wire), paddingBlock)
+				}
+			}
+		})
+	}
+}
+
+// TestEDNSReply: no OPT in the reply to a query without one; the upstream's Extended DNS Errors
+// reach an EDNS client; the question comes back as the client wrote it.
+func TestEDNSReply(t *testing.T) {
+	checkGoroutines(t)
+	rec := newRecorder(t)
+	s := listen(t, Options{Resolver: rec.resolver(t)})
+	for _, network := range []string{"udp", "tcp"} {
+		addr := udpAddr(s)
+		if network == "tcp" {
+			addr = tcpAddr(s)
+		}
+		r := exchange(t, network, addr, question("plain-"+network+".example", dns.TypeA))
+		if r.IsEdns0() != nil || len(r.Answer) != 1 || r.Rcode != dns.RcodeSuccess {
+			t.Errorf("%s without EDNS: %v", network, r)
+		}
+		// Then from the cache, with the name in another case.
+		q := question("PLAIN-"+network+".Example", dns.TypeA)
+		r = exchange(t, network, addr, q)
+		if r.Question[0].Name != q.Question[0].Name || len(r.Answer) != 1 {
+			t.Errorf("%s: question %q, want the client's %q", network, r.Question[0].Name, q.Question[0].Name)
+		}
+		r = exchange(t, network, addr, edns(question("ede-"+network+".example", dns.TypeA), 1232, false))
+		if e := edeOf(r); e == nil || e.InfoCode != 3 {
+			t.Errorf("%s: the upstream's EDE 3 did not come through: %v", network, r)
+		}
+	}
+}
