@@ -80,6 +80,16 @@ func readFile(path string) ([]byte, error) {
 	fail := func(msg string, err error) ([]byte, error) {
 		return nil, &Error{File: path, Msg: msg, Err: err}
 	}
+	// Stat before opening: opening a FIFO would wait for a writer.
+	st, err := os.Stat(path)
+	if err == nil {
+		switch {
+		case st.IsDir():
+			return fail("is a directory, not a UCI file", nil)
+		case !st.Mode().IsRegular():
+			return fail("is not a regular file", nil)
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		switch {
@@ -91,16 +101,6 @@ func readFile(path string) ([]byte, error) {
 		return fail("cannot be opened: "+causeOf(err), err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fail("cannot be read: "+causeOf(err), err)
-	}
-	if st.IsDir() {
-		return fail("is a directory, not a UCI file", nil)
-	}
-	if !st.Mode().IsRegular() {
-		return fail("is not a regular file", nil)
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
