@@ -1,0 +1,201 @@
+package uci
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// withMain is a file whose main section holds lines, beside a good upstream.
+func withMain(lines ...string) string {
+	var b strings.Builder
+	b.WriteString("config delve 'main'\n")
+	for _, l := range lines {
+		b.WriteString("\t" + l + "\n")
+	}
+	b.WriteString("\nconfig upstream 'cloudflare'\n\toption address '1.1.1.1'\n\toption tls_name 'cloudflare-dns.com'\n")
+	return b.String()
+}
+
+// withUpstream is a file with one upstream section, cloudflare, holding lines.
+func withUpstream(lines ...string) string {
+	var b strings.Builder
+	b.WriteString("config delve 'main'\n\nconfig upstream 'cloudflare'\n")
+	for _, l := range lines {
+		b.WriteString("\t" + l + "\n")
+	}
+	return b.String()
+}
+
+// good upstream lines to which a test adds one bad one.
+var addr, name = "option address '1.1.1.1'", "option tls_name 'cloudflare-dns.com'"
+
+func TestLoadBadValues(t *testing.T) {
+	const boolWant = "is not a boolean (1, on, true, yes, enabled or 0, off, false, no, disabled)"
+	tests := []struct {
+		name, text, want string
+		line             int // of the (first) error
+	}{
+		// main
+		{"enabled", withMain("option enabled 'maybe'"), `delve.main.enabled: "maybe" ` + boolWant, 2},
+		{"enabled is case-sensitive like config_get_bool", withMain("option enabled 'TRUE'"), `delve.main.enabled: "TRUE" ` + boolWant, 2},
+		{"type unknown", withMain("list type 'A'", "list type 'AAAAA'"), `delve.main.type: unknown record type "AAAAA"`, 3},
+		{"type number", withMain("list type 'TYPE70000'"), `delve.main.type: record type number "TYPE70000" is out of range (1-65535)`, 2},
+		{"timeout with unit", withMain("option timeout '5s'"), `delve.main.timeout: "5s" is not a timeout in milliseconds (100-60000)`, 2},
+		{"timeout too small", withMain("option timeout '99'"), `delve.main.timeout: "99" is not a timeout in milliseconds (100-60000)`, 2},
+		{"timeout too large", withMain("option timeout '60001'"), `delve.main.timeout: "60001" is not a timeout in milliseconds (100-60000)`, 2},
+		{"timeout negative", withMain("option timeout '-1'"), `delve.main.timeout: "-1" is not a timeout in milliseconds (100-60000)`, 2},
+		{"timeout with space", withMain("option timeout ' 3000'"), `delve.main.timeout: " 3000" is not a timeout in milliseconds (100-60000)`, 2},
+		{"timeout twice", withMain("list timeout '1000'", "list timeout '2000'"), `delve.main.timeout: has 2 values ("1000", "2000"); want one`, 3},
+		{"strategy", withMain("option strategy 'random'"), `delve.main.strategy: "random" is not a strategy (failover, round_robin or fastest)`, 2},
+		{"cache_size negative", withMain("option cache_size '-1'"), `delve.main.cache_size: "-1" is not a number of cache entries (0-1000000)`, 2},
+		{"cache_size too large", withMain("option cache_size '1000001'"), `delve.main.cache_size: "1000001" is not a number of cache entries (0-1000000)`, 2},
+		{"cache_size words", withMain("option cache_size 'lots'"), `delve.main.cache_size: "lots" is not a number of cache entries (0-1000000)`, 2},
+		{"socket relative", withMain("option socket 'delve.sock'"), `delve.main.socket: "delve.sock" is not an absolute path`, 2},
+		{"socket too long", withMain("option socket '/" + strings.Repeat("s", 107) + "'"),
+			`delve.main.socket: "/` + strings.Repeat("s", 107) + `" is too long for a unix socket path (107 bytes at most)`, 2},
+		{"websocket host name", withMain("option websocket 'localhost:8053'"),
+			`delve.main.websocket: "localhost:8053" is not IP:port (the host must be an IP address, such as 127.0.0.1:8053 or [::1]:8053)`, 2},
+		{"websocket without port", withMain("option websocket '127.0.0.1'"),
+			`delve.main.websocket: "127.0.0.1" is not IP:port (the host must be an IP address, such as 127.0.0.1:8053 or [::1]:8053)`, 2},
+		{"websocket port 0", withMain("option websocket '[::1]:0'"),
+			`delve.main.websocket: "[::1]:0" is not IP:port (the host must be an IP address, such as 127.0.0.1:8053 or [::1]:8053)`, 2},
+		{"websocket IPv6 without brackets", withMain("option websocket '::1:8053'"),
+			`delve.main.websocket: "::1:8053" is not IP:port (the host must be an IP address, such as 127.0.0.1:8053 or [::1]:8053)`, 2},
+		{"websocket on the LAN without token", withMain("option websocket '192.168.1.1:8053'"),
+			"delve.main.websocket_token: must be set because websocket 192.168.1.1:8053 is not a loopback address (anyone who reaches it could use the resolver)", 1},
+		{"websocket on all addresses without token", withMain("option websocket '[::]:8053'", "option websocket_token ''"),
+			"delve.main.websocket_token: must be set because websocket [::]:8053 is not a loopback address (anyone who reaches it could use the resolver)", 1},
+		{"listen without port", withMain("list listen '127.0.0.1'"), `delve.main.listen: "127.0.0.1" is not IP:port (such as 127.0.0.1:5453 or [::1]:5453)`, 2},
+		{"listen host name", withMain("list listen 'localhost:5453'"), `delve.main.listen: "localhost:5453" is not IP:port (such as 127.0.0.1:5453 or [::1]:5453)`, 2},
+		{"listen stubby form", withMain("list listen '127.0.0.1@5453'"), `delve.main.listen: "127.0.0.1@5453" is not IP:port (such as 127.0.0.1:5453 or [::1]:5453)`, 2},
+		{"listen port too large", withMain("list listen '127.0.0.1:65536'"), `delve.main.listen: "127.0.0.1:65536" is not IP:port (such as 127.0.0.1:5453 or [::1]:5453)`, 2},
+		{"listen none beside an address", withMain("list listen 'none'", "list listen '127.0.0.1:5453'"),
+			`delve.main.listen: "none" turns the listener off and cannot stand beside addresses`, 3},
+		{"ca_file relative", withMain("option ca_file 'certs.pem'"), `delve.main.ca_file: "certs.pem" is not an absolute path`, 2},
+		{"log_level", withMain("option log_level 'verbose'"), `delve.main.log_level: "verbose" is not a log level (debug, info, warn or error)`, 2},
+		{"dnsmasq", withMain("option dnsmasq 'sometimes'"), `delve.main.dnsmasq: "sometimes" ` + boolWant, 2},
+		{"trigger", withMain("list trigger 'wan-6'"), `delve.main.trigger: "wan-6" is not a network interface name (letters, digits and _, as in /etc/config/network)`, 2},
+
+		// upstream
+		{"address missing", withUpstream(name), "delve.cloudflare.address: missing (the IPv4 or IPv6 address of the DNS-over-TLS server)", 3},
+		{"address host name", withUpstream("option address 'dns.google'", name),
+			`delve.cloudflare.address: "dns.google" is not an IP address (delve makes no bootstrap lookups: give the server's IPv4 or IPv6 address)`, 4},
+		{"address in brackets", withUpstream("option address '[2606:4700:4700::1111]'", name),
+			`delve.cloudflare.address: "[2606:4700:4700::1111]" is not an IP address (delve makes no bootstrap lookups: give the server's IPv4 or IPv6 address)`, 4},
+		{"address with port", withUpstream("option address '1.1.1.1:853'", name),
+			`delve.cloudflare.address: "1.1.1.1:853" is not an IP address (delve makes no bootstrap lookups: give the server's IPv4 or IPv6 address)`, 4},
+		{"port too large", withUpstream(addr, "option port '99999'", name), `delve.cloudflare.port: "99999" is not a port (1-65535)`, 5},
+		{"port 0", withUpstream(addr, "option port '0'", name), `delve.cloudflare.port: "0" is not a port (1-65535)`, 5},
+		{"port name", withUpstream(addr, "option port 'domain-s'", name), `delve.cloudflare.port: "domain-s" is not a port (1-65535)`, 5},
+		{"port 53", withUpstream(addr, "option port '53'", name),
+			`delve.cloudflare.port: "53" is plain DNS's port; DNS-over-TLS must not use it (RFC 7858 §3.1), its port is 853`, 5},
+		{"tls_name underscore", withUpstream(addr, "option tls_name 'dns_server.example'"),
+			`delve.cloudflare.tls_name: "dns_server.example" is not a valid DNS name (letters, digits and hyphens in dot-separated labels)`, 5},
+		{"tls_name empty label", withUpstream(addr, "option tls_name 'dns..example'"),
+			`delve.cloudflare.tls_name: "dns..example" is not a valid DNS name (letters, digits and hyphens in dot-separated labels)`, 5},
+		{"tls_name leading hyphen", withUpstream(addr, "option tls_name '-dns.example'"),
+			`delve.cloudflare.tls_name: "-dns.example" is not a valid DNS name (letters, digits and hyphens in dot-separated labels)`, 5},
+		{"tls_name long label", withUpstream(addr, "option tls_name '"+strings.Repeat("a", 64)+".example'"),
+			`delve.cloudflare.tls_name: "` + strings.Repeat("a", 64) + `.example" is not a valid DNS name (letters, digits and hyphens in dot-separated labels)`, 5},
+		{"tls_name URL", withUpstream(addr, "option tls_name 'tls://dns.example'"),
+			`delve.cloudflare.tls_name: "tls://dns.example" is not a valid DNS name (letters, digits and hyphens in dot-separated labels)`, 5},
+		{"tls_name IP address", withUpstream(addr, "option tls_name '1.1.1.1'"),
+			`delve.cloudflare.tls_name: "1.1.1.1" is an IP address; tls_name is the name in the server's certificate, such as cloudflare-dns.com`, 5},
+		{"pin bad characters", withUpstream(addr, name, "list pin 'pin!'"),
+			`delve.cloudflare.pin: "pin!" is not base64 (a pin is the base64 SHA-256 digest of the server's public key, optionally written sha256/<base64>)`, 6},
+		{"pin too short", withUpstream(addr, name, "list pin 'sha256/AAAA'"),
+			`delve.cloudflare.pin: "sha256/AAAA" decodes to 3 bytes, not the 32 of a SHA-256 digest`, 6},
+		{"pin of another hash", withUpstream(addr, name, "list pin 'sha512/"+pinA+"'"),
+			`delve.cloudflare.pin: "sha512/` + pinA + `" is not base64 (a pin is the base64 SHA-256 digest of the server's public key, optionally written sha256/<base64>)`, 6},
+		{"enabled", withUpstream(addr, name, "option enabled '2'"), `delve.cloudflare.enabled: "2" ` + boolWant, 6},
+		{"neither tls_name nor pin", withUpstream(addr, "list pin ''"),
+			"delve.cloudflare: has neither tls_name nor pin: delve uses the strict privacy profile (RFC 8310) and needs one of them to authenticate the server", 3},
+		{"no enabled upstream", withUpstream(addr, name, "option enabled '0'"),
+			"delve: no enabled upstream (add a config upstream section with an address and a tls_name)", 0},
+		{"no upstream section", "config delve 'main'\n\toption timeout '1000'\n",
+			"delve: no enabled upstream (add a config upstream section with an address and a tls_name)", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(writeConfig(t, tt.text))
+			if err == nil {
+				t.Fatalf("loaded %+v", c)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error %q\nwant  %q", err, tt.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %T is not an *Error", err)
+			}
+			if e.Line != tt.line {
+				t.Errorf("line %d, want %d", e.Line, tt.line)
+			}
+		})
+	}
+}
+
+// TestLoadReportsAllErrors checks that one load names every bad value, each on its own line.
+func TestLoadReportsAllErrors(t *testing.T) {
+	text := `config delve 'main'
+	option timeout 'soon'
+	option strategy 'random'
+
+config upstream 'a'
+	option address 'dns.example'
+	option port '853'
+
+config upstream
+	option address '9.9.9.9'
+	option port '53'
+	option tls_name 'dns.quad9.net'
+`
+	_, err := Load(writeConfig(t, text))
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	want := []string{
+		`delve.main.timeout: "soon" is not a timeout in milliseconds (100-60000)`,
+		`delve.main.strategy: "random" is not a strategy (failover, round_robin or fastest)`,
+		`delve.a.address: "dns.example" is not an IP address (delve makes no bootstrap lookups: give the server's IPv4 or IPv6 address)`,
+		"delve.a: has neither tls_name nor pin: delve uses the strict privacy profile (RFC 8310) and needs one of them to authenticate the server",
+		`delve.@upstream[1].port: "53" is plain DNS's port; DNS-over-TLS must not use it (RFC 7858 §3.1), its port is 853`,
+	}
+	if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors\n%s\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// TestLoadNormalizesValues checks the canonical forms the Config holds.
+func TestLoadNormalizesValues(t *testing.T) {
+	c, err := Load(writeConfig(t, `config delve 'main'
+	list type 'a'
+	list type 'aaaa A'
+	list type 'TYPE28'
+	list listen '127.0.0.1:5453 [::1]:5453'
+
+config upstream 'u'
+	option address '2606:4700:4700:0:0:0:0:1111'
+	option tls_name 'Cloudflare-DNS.com.'
+	list pin 'sha256/`+pinA+`'
+	list pin '`+strings.TrimRight(pinA, "=")+`'
+	list pin '`+pinB+`'
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Types, " "); got != "A AAAA" {
+		t.Errorf("types %q, want A AAAA", got)
+	}
+	if got := strings.Join(c.Listen, " "); got != "127.0.0.1:5453 [::1]:5453" {
+		t.Errorf("listen %q", got)
+	}
+	u := c.Upstreams[0]
+	if u.Address != "2606:4700:4700::1111" || u.TLSName != "cloudflare-dns.com" {
+		t.Errorf("address %q tls_name %q", u.Address, u.TLSName)
+	}
+	if got := strings.Join(u.Pins, " "); got != pinA+" "+pinB {
+		t.Errorf("pins %q, want %q", got, pinA+" "+pinB)
+	}
+}
