@@ -92,6 +92,7 @@ func (s *Server) serveTCP(c *tcpConn) {
 }
 
 func (s *Server) handleTCP(c *tcpConn, pkt []byte) {
+	defer s.recoverPacket()
 	m := parse(pkt)
 	if m == nil {
 		s.stats.malformed.Add(1)
@@ -127,6 +128,7 @@ func (s *Server) handleTCP(c *tcpConn, pkt []byte) {
 			c.busy.Done()
 			<-c.sem
 		}()
+		defer s.recoverPacket()
 		r, info, err := s.exchange(uq)
 		s.sendTCP(c, q, s.answer(q, r, err), info, err != nil)
 	}()

@@ -46,6 +46,7 @@ func (s *Server) readUDP(c *net.UDPConn) {
 
 // handleUDP answers or dispatches one packet; it returns out for reuse.
 func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out []byte) []byte {
+	defer s.recoverPacket()
 	client := src.Addr().Unmap()
 	if s.limited(client) {
 		s.stats.limited.Add(1)
@@ -76,6 +77,7 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out [
 	go func() {
 		defer s.handlers.Done()
 		defer s.inflight.Add(-1)
+		defer s.recoverPacket()
 		r, info, err := s.exchange(uq)
 		bp := bufPool.Get().(*[]byte)
 		*bp = s.sendUDP(c, src, q, s.answer(q, r, err), info, err != nil, *bp)
@@ -116,4 +118,13 @@ func (s *Server) limited(client netip.Addr) bool {
 // *resolver.Resolver does: ok is false on a miss.
 type fastResolver interface {
 	Cached(q *dns.Msg) (m *dns.Msg, info resolver.Info, ok bool)
+}
+
+// recoverPacket keeps a bug in parsing or packing some odd message (a fuzzer's find) from taking
+// the router's DNS down: the packet is dropped and counted as malformed, and the panic logged.
+func (s *Server) recoverPacket() {
+	if v := recover(); v != nil {
+		s.stats.malformed.Add(1)
+		s.log.Error("dropping a packet that made the listener panic", "panic", v)
+	}
 }
