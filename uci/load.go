@@ -38,9 +38,13 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// maxFileSize bounds what Load reads: UCI files are a few hundred bytes, and a daemon that is
-// pointed at something else should say so rather than fill the router's memory.
-const maxFileSize = 1 << 20
+// Limits on what Load reads. delve's file is a few hundred bytes; a daemon pointed at something
+// else should say so rather than fill the router's memory, and go-uci's handling of sections grows
+// with the cube of their number when named and anonymous ones are mixed.
+const (
+	maxFileSize = 64 << 10
+	maxSections = 256
+)
 
 // Load reads and validates a UCI file, normally DefaultPath. The config name used in messages
 // is the file's base name ("delve"). On success the returned Config is complete: every option
@@ -58,8 +62,11 @@ func Load(path string) (*Config, error) {
 		se := err.(*syntaxError)
 		return nil, &Error{File: path, Line: se.line, Msg: se.msg}
 	}
-	if len(raw.sections) == 0 {
+	switch {
+	case len(raw.sections) == 0:
 		return nil, &Error{File: path, Msg: "holds no config section (only comments or blank lines)"}
+	case len(raw.sections) > maxSections:
+		return nil, &Error{File: path, Msg: fmt.Sprintf("has %d sections, more than the %d delve reads", len(raw.sections), maxSections)}
 	}
 	tree, _, cleanup, err := loadTree(path, name, raw)
 	if err != nil {
