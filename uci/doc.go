@@ -14,26 +14,25 @@
 //
 // # What go-uci reads differently from uci (checked against go-uci v2.0.0-20231120164223)
 //
-// Handled through the normalized copy, so these files load as uci reads them:
+// Handled through the normalized copy, so that lines such as these load as uci reads them:
 //
-//   - empty values (the first two lines below) are parse errors to go-uci. libuci ignores an empty
-//     option while loading and keeps an empty list item; delve ignores empty list items.
+//	option websocket ''
+//	list pin ''
+//	option websocket_token 'it'\''s'
+//	option websocket_token "a\"b" ; option ca_file /etc/my\ ca.pem
+//	o tls_name 'dns.'"example" ; l pin x
 //
-//   - the uci writer's escape for a quote inside a value (third line): a parse error.
+// In go-uci:
 //
-//   - backslash escapes in double-quoted and bare values (fourth line): go-uci keeps the
-//     backslash, a silently different value.
-//
-//   - adjacent pieces, one-letter keywords and semicolons between statements (fifth line; after a
-//     bare word go-uci takes the semicolon into the value), a package line, CRLF line ends, a bare
-//     value on a last line without a newline, an option without a value, section types outside
-//     [-_A-Za-z0-9].
-//
-//     option websocket ”
-//     list pin ”
-//     option websocket_token 'it'\”s'
-//     option websocket_token "a\"b" ; option ca_file /etc/my\ ca.pem
-//     o tls_name 'dns.'"example" ; l pin x
+//   - empty values (first two lines) are parse errors. libuci ignores an empty option while
+//     loading and keeps an empty list item; delve ignores empty list items.
+//   - the uci writer's escape for a quote inside a value (third line) is a parse error.
+//   - backslash escapes in double-quoted and bare values (fourth line) keep their backslash: a
+//     silently different value.
+//   - adjacent pieces, one-letter keywords and semicolons between statements (fifth line) are
+//     parse errors, except that after a bare word the semicolon silently joins the value; so are a
+//     package line, CRLF line ends, a bare value on a last line without a newline, an option
+//     without a value, and section types outside [-_A-Za-z0-9].
 //
 // Refused with the place and the line, since go-uci cannot hold the value at all: a quoted value
 // that spans lines, and a value holding both ' and " or ending in an odd run of backslashes.

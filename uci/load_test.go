@@ -309,7 +309,9 @@ func TestLoadWarnings(t *testing.T) {
 		{name: "second delve section", text: "config delve 'main'\nconfig delve 'other'\n" + up,
 			want: []string{"delve.other: second delve section, ignored (the settings go in config delve 'main')"}},
 		{name: "named delve section that is not main", text: "config delve 'settings'\n\toption timeout '99'\n" + up,
-			want: []string{"delve.settings: second delve section, ignored (the settings go in config delve 'main')"}},
+			want: []string{"delve.settings: delve section not named main, ignored (the settings go in config delve 'main')"}},
+		{name: "anonymous delve section after main", text: "config delve 'main'\nconfig delve\n" + up,
+			want: []string{"delve.@delve[1]: second delve section, ignored (the settings go in config delve 'main')"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

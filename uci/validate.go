@@ -91,7 +91,11 @@ func build(name string, tree gouci.Tree, raw *rawFile) (*Config, error) {
 		main = mains[0]
 	}
 	for _, ref := range mains {
-		if ref != main {
+		switch {
+		case ref == main:
+		case main == "":
+			b.warn = append(b.warn, fmt.Sprintf("%s.%s: delve section not named main, ignored (the settings go in config delve 'main')", name, ref))
+		default:
 			b.warn = append(b.warn, fmt.Sprintf("%s.%s: second delve section, ignored (the settings go in config delve 'main')", name, ref))
 		}
 	}
