@@ -13,6 +13,7 @@ import (
 	"github.com/delvedns/delve/internal/cli"
 	"github.com/delvedns/delve/internal/daemon"
 	"github.com/delvedns/delve/internal/version"
+	"github.com/delvedns/delve/ubus"
 )
 
 func main() {
@@ -29,6 +30,8 @@ func run(args []string) int {
 			return cli.ExitOK
 		case "serve":
 			return serve(ctx, args[1:])
+		case "rpcd":
+			return ubus.Run(ctx, args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 		}
 	}
 	return cli.Run(ctx, args, os.Stdout, os.Stderr)
