@@ -268,17 +268,18 @@ func padded(opt *dns.OPT) bool {
 	return false
 }
 
-// account counts a reply and tells OnQuery about it.
-func (s *Server) account(q *query, reply *dns.Msg, info resolver.Info, own bool) {
+// account counts a reply and tells OnQuery about it. own is true for delve's own replies
+// (policy, rate limit, SERVFAIL after an error), false for the upstream's.
+func (s *Server) account(q *query, rcode int, truncated bool, info resolver.Info, own bool) {
 	s.stats.answered.Add(1)
 	if info.Cached {
 		s.stats.cached.Add(1)
 	}
-	if reply.Truncated {
+	if truncated {
 		s.stats.truncated.Add(1)
 	}
 	if own {
-		switch reply.Rcode {
+		switch rcode {
 		case dns.RcodeRefused:
 			s.stats.refused.Add(1)
 		case dns.RcodeServerFailure:
@@ -291,8 +292,8 @@ func (s *Server) account(q *query, reply *dns.Msg, info resolver.Info, own bool)
 		return
 	}
 	ev := Event{
-		Upstream: info.Upstream, RTT: info.RTT, Cached: info.Cached, Truncated: reply.Truncated,
-		Transport: q.transport(), Client: q.client, Rcode: rcodeString(reply.Rcode),
+		Upstream: info.Upstream, RTT: info.RTT, Cached: info.Cached, Truncated: truncated,
+		Transport: q.transport(), Client: q.client, Rcode: rcodeString(rcode),
 	}
 	if len(q.msg.Question) > 0 {
 		ev.Name = q.msg.Question[0].Name

@@ -37,7 +37,7 @@ func checkGoroutines(t *testing.T) {
 
 // listen starts a server with o on 127.0.0.1:0 (unless o.Addrs is set) and closes it when the
 // test ends.
-func listen(t *testing.T, o Options) *Server {
+func listen(t testing.TB, o Options) *Server {
 	t.Helper()
 	if len(o.Addrs) == 0 {
 		o.Addrs = []string{"127.0.0.1:0"}
@@ -62,7 +62,7 @@ func tcpAddr(s *Server) string { return s.Addrs()[1].String() }
 func port(s *Server) int { return s.Addrs()[0].(*net.UDPAddr).Port }
 
 // realResolver is delve's resolver with one upstream, the test unbound over DoT.
-func realResolver(t *testing.T, ub *testenv.Unbound) *resolver.Resolver {
+func realResolver(t testing.TB, ub *testenv.Unbound) *resolver.Resolver {
 	t.Helper()
 	u, err := upstream.New(upstream.Options{Name: "unbound", Address: "127.0.0.1", Port: ub.Port, TLSName: ub.TLSName, RootCAs: ub.CertPool()})
 	if err != nil {

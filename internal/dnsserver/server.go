@@ -27,8 +27,9 @@ const (
 	DefaultMaxInFlight = 512
 )
 
-// Resolver answers one question. *resolver.Resolver is one; a Resolver that also has the method
-// of resolver's cache fast path (AppendCached) answers cache hits without a goroutine per query.
+// Resolver answers one question. *resolver.Resolver is one. A Resolver that also has
+// *resolver.Resolver's cache fast paths (Cached, AppendCached) gets cache hits answered on the
+// reading goroutine, without a goroutine, a message copy or a pack per query.
 type Resolver interface {
 	Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error)
 }
@@ -108,7 +109,8 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	res     Resolver
-	fast    fastResolver // res, when it has the cache fast path
+	fast    fastResolver // res, when it can answer from its cache without waiting
+	wire    wireResolver // res, when it can do so packed
 	limiter *limiter
 	stats   counters
 
@@ -166,6 +168,7 @@ func Listen(o Options) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	s.fast, _ = o.Resolver.(fastResolver)
+	s.wire, _ = o.Resolver.(wireResolver)
 	if o.RateLimit > 0 {
 		s.limiter = newLimiter(o.RateLimit, float64(o.Burst), maxClients)
 	}
@@ -207,20 +210,34 @@ func (s *Server) bind() error {
 		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
 			network = "6"
 		}
-		// Both sockets share a port; port 0 picks it for UDP and TCP takes the same.
-		uc, err := net.ListenUDP("udp"+network, net.UDPAddrFromAddrPort(ap))
+		uc, tl, err := bindPair(a, ap, network)
 		if err != nil {
-			return fmt.Errorf("listen %s/udp: %w", a, sysErr(err))
+			return err
 		}
 		s.udp = append(s.udp, uc)
-		tap := net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), uint16(uc.LocalAddr().(*net.UDPAddr).Port)))
-		tl, err := net.ListenTCP("tcp"+network, tap)
-		if err != nil {
-			return fmt.Errorf("listen %s/tcp: %w", a, sysErr(err))
-		}
 		s.tcp = append(s.tcp, tl)
 	}
 	return nil
+}
+
+// bindPair binds ap over UDP and TCP on the same port. For port 0 (tests) UDP picks the port
+// and TCP takes the same, trying again when that one is taken for TCP.
+func bindPair(a string, ap netip.AddrPort, network string) (*net.UDPConn, *net.TCPListener, error) {
+	for attempt := 1; ; attempt++ {
+		uc, err := net.ListenUDP("udp"+network, net.UDPAddrFromAddrPort(ap))
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen %s/udp: %w", a, sysErr(err))
+		}
+		tap := netip.AddrPortFrom(ap.Addr(), uint16(uc.LocalAddr().(*net.UDPAddr).Port))
+		tl, err := net.ListenTCP("tcp"+network, net.TCPAddrFromAddrPort(tap))
+		if err == nil {
+			return uc, tl, nil
+		}
+		_ = uc.Close()
+		if ap.Port() != 0 || attempt == 10 {
+			return nil, nil, fmt.Errorf("listen %s/tcp: %w", a, sysErr(err))
+		}
+	}
 }
 
 // sysErr strips "listen udp 127.0.0.1:5453: bind: " from an error, leaving the cause.

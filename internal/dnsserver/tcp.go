@@ -110,13 +110,26 @@ func (s *Server) handleTCP(c *tcpConn, pkt []byte) {
 		s.sendTCP(c, q, q.refuse(dns.RcodeRefused, edeProhibited, "rate limit exceeded"), resolver.Info{}, true)
 		return
 	}
-	uq := s.upstreamQuery(q)
+	bp := bufPool.Get().(*[]byte)
+	w, info, ok := s.cachedWire(q, pkt, (*bp)[:0])
+	if ok {
+		s.account(q, int(w[3]&0xF), false, info, false)
+		s.writeTCP(c, q, w)
+	}
+	if cap(w) > cap(*bp) {
+		*bp = w[:0]
+	}
+	bufPool.Put(bp)
+	if ok {
+		return
+	}
 	if s.fast != nil {
-		if r, info, ok := s.fast.Cached(uq); ok {
+		if r, info, ok := s.fast.Cached(m); ok {
 			s.sendTCP(c, q, s.answer(q, r, nil), info, false)
 			return
 		}
 	}
+	uq := s.upstreamQuery(q)
 	c.sem <- struct{}{}
 	c.busy.Add(1)
 	s.handlers.Add(1)
@@ -145,13 +158,18 @@ func (s *Server) sendTCP(c *tcpConn, q *query, reply *dns.Msg, info resolver.Inf
 	if cap(out) > cap(*bp) {
 		*bp = out[:0]
 	}
-	s.account(q, reply, info, own)
+	s.account(q, reply.Rcode, reply.Truncated, info, own)
+	s.writeTCP(c, q, out)
+}
+
+// writeTCP writes one reply with its length prefix, in one write (RFC 7766 §8).
+func (s *Server) writeTCP(c *tcpConn, q *query, out []byte) {
 	var hdr [2]byte
 	binary.BigEndian.PutUint16(hdr[:], uint16(len(out)))
 	c.wmu.Lock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
 	bufs := net.Buffers{hdr[:], out}
-	_, err = bufs.WriteTo(c.nc)
+	_, err := bufs.WriteTo(c.nc)
 	c.wmu.Unlock()
 	if err != nil {
 		s.log.Debug("sending a reply", "client", q.client, "err", err)

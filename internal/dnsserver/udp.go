@@ -62,12 +62,19 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out [
 	if r := s.policy(q); r != nil {
 		return s.sendUDP(c, src, q, r, resolver.Info{}, true, out)
 	}
-	uq := s.upstreamQuery(q)
+	if w, info, ok := s.cachedWire(q, pkt, out[:0]); ok {
+		s.account(q, int(w[3]&0xF), w[2]&flagTC != 0, info, false)
+		if _, err := c.WriteToUDPAddrPort(w, src); err != nil {
+			s.log.Debug("sending a reply", "client", src, "err", err)
+		}
+		return w
+	}
 	if s.fast != nil {
-		if r, info, ok := s.fast.Cached(uq); ok {
+		if r, info, ok := s.fast.Cached(m); ok {
 			return s.sendUDP(c, src, q, s.answer(q, r, nil), info, false, out)
 		}
 	}
+	uq := s.upstreamQuery(q)
 	if int(s.inflight.Add(1)) > s.opts.MaxInFlight {
 		s.inflight.Add(-1)
 		s.stats.overloaded.Add(1)
@@ -86,6 +93,22 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out [
 	return out
 }
 
+// cachedWire answers q from the resolver's packed cache when it can. Padded queries take the
+// message path, which pads the reply.
+func (s *Server) cachedWire(q *query, pkt, dst []byte) ([]byte, resolver.Info, bool) {
+	if s.wire == nil || (q.opt != nil && padded(q.opt)) {
+		return dst, resolver.Info{}, false
+	}
+	w, info, ok := s.wire.AppendCached(dst, q.msg)
+	if !ok {
+		return dst, info, false
+	}
+	if w, ok = q.patchWire(w, pkt); !ok {
+		return dst, info, false
+	}
+	return w, info, true
+}
+
 func (s *Server) exchange(uq *dns.Msg) (*dns.Msg, resolver.Info, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
 	defer cancel()
@@ -99,7 +122,7 @@ func (s *Server) sendUDP(c *net.UDPConn, dst netip.AddrPort, q *query, reply *dn
 		return buf
 	}
 	// Counted first, so that a client that has its reply sees it in Stats.
-	s.account(q, reply, info, own)
+	s.account(q, reply.Rcode, reply.Truncated, info, own)
 	if _, err := c.WriteToUDPAddrPort(out, dst); err != nil {
 		s.log.Debug("sending a reply", "client", dst, "err", err)
 	}
@@ -112,12 +135,6 @@ func (s *Server) limited(client netip.Addr) bool {
 		return false
 	}
 	return !s.limiter.allow(client, time.Now())
-}
-
-// fastResolver is a Resolver that can answer from its cache without waiting, as
-// *resolver.Resolver does: ok is false on a miss.
-type fastResolver interface {
-	Cached(q *dns.Msg) (m *dns.Msg, info resolver.Info, ok bool)
 }
 
 // recoverPacket keeps a bug in parsing or packing some odd message (a fuzzer's find) from taking

@@ -35,6 +35,7 @@ type entry struct {
 	upstream string
 	stored   time.Time
 	expires  time.Time
+	packed   atomic.Pointer[packedReply] // msg packed for AppendCached, made on its first use
 }
 
 // cache is a bounded LRU of replies. Entries are never modified after they are stored, so a hit
