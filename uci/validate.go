@@ -60,15 +60,11 @@ func build(name string, tree gouci.Tree, raw *rawFile) (*Config, error) {
 	c.Upstreams = nil
 
 	// Warnings first, in file order: they come from raw, since go-uci cannot list options.
-	var mains []string
 	for _, s := range raw.sections {
 		known, ok := knownOptions[s.typ]
 		if !ok {
 			b.warn = append(b.warn, fmt.Sprintf("%s.%s: unknown section type %q, ignored", name, s.ref, s.typ))
 			continue
-		}
-		if s.typ == "delve" {
-			mains = append(mains, s.ref)
 		}
 		for _, o := range s.opts {
 			if slices.Contains(known, o.name) {
@@ -83,6 +79,10 @@ func build(name string, tree gouci.Tree, raw *rawFile) (*Config, error) {
 	}
 
 	// The main section: named main, else the first delve section when it is anonymous.
+	mains, err := tree.GetSections(name, "delve")
+	if err != nil {
+		return nil, &Error{Place: name, Msg: err.Error()}
+	}
 	main := ""
 	switch {
 	case slices.Contains(mains, "main"):
