@@ -110,7 +110,8 @@ func build(name string, tree gouci.Tree, raw *rawFile) (*Config, error) {
 	for _, ref := range ups {
 		c.Upstreams = append(c.Upstreams, b.upstream(ref))
 	}
-	if len(c.EnabledUpstreams()) == 0 {
+	// A disabled delve needs no upstream: `delve serve` only says it is disabled and exits.
+	if c.Enabled && len(c.EnabledUpstreams()) == 0 {
 		b.fail(name, "", "no enabled upstream (add a config upstream section with an address and a tls_name)")
 	}
 

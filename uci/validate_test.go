@@ -2,6 +2,8 @@ package uci
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -197,5 +199,21 @@ config upstream 'u'
 	}
 	if got := strings.Join(u.Pins, " "); got != pinA+" "+pinB {
 		t.Errorf("pins %q, want %q", got, pinA+" "+pinB)
+	}
+}
+
+// TestDisabledNeedsNoUpstream: with enabled 0 the daemon only says so and exits, so a file with
+// no upstream at all must load.
+func TestDisabledNeedsNoUpstream(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "delve")
+	if err := os.WriteFile(path, []byte("config delve 'main'\n\toption enabled '0'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Enabled || len(c.Upstreams) != 0 {
+		t.Fatalf("enabled %v, %d upstreams", c.Enabled, len(c.Upstreams))
 	}
 }

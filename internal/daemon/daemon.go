@@ -418,7 +418,8 @@ type Status struct {
 	Lookups   uint64                    `json:"lookups"`
 	Failures  uint64                    `json:"lookup_failures"`
 	// Subscribers counts WebSocket clients following lookups.
-	Subscribers int `json:"subscribers"`
+	Subscribers int     `json:"subscribers"`
+	Process     Process `json:"process"`
 }
 
 // ConfigSummary describes the running configuration.
@@ -454,6 +455,7 @@ func (d *Daemon) status() *Status {
 		Lookups:     d.lookups.Load(),
 		Failures:    d.failures.Load(),
 		Subscribers: d.hub.Subscribers(),
+		Process:     process(),
 	}
 }
 
