@@ -5,80 +5,132 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/delvedns/delve/internal/resolver"
 )
 
-// maxPacket is the read buffer: a UDP datagram can be this large, and a shorter buffer would
-// silently cut one into something that might parse.
-const maxPacket = 65535
+// UDP reading: each reader takes up to udpBatch datagrams per system call (recvmmsg on Linux)
+// and sends the replies it can give at once in one call too (sendmmsg). A query larger than
+// udpBufSize is not a query a stub sends: it arrives cut (MSG_TRUNC) and is dropped as malformed.
+const (
+	udpBatch   = 16
+	udpBufSize = 4096
+)
 
 // bufPool holds reply buffers for the goroutines that wait for an upstream.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// batchConn is a UDP socket read and written a batch at a time (x/net's ipv4 and ipv6
+// PacketConn; their Message types are the same).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+func newBatchConn(c *net.UDPConn) batchConn {
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		return ipv6.NewPacketConn(c)
+	}
+	return ipv4.NewPacketConn(c)
+}
 
 // readUDP is one of a few readers of a UDP socket. It answers what it can at once (delve's own
 // replies, cache hits) and hands queries that need an upstream to a goroutine of their own.
 func (s *Server) readUDP(c *net.UDPConn) {
 	defer s.loops.Done()
-	buf := make([]byte, maxPacket)
-	out := make([]byte, 0, 4096)
+	bc := newBatchConn(c)
+	in := make([]ipv4.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, udpBufSize)}
+	}
+	out := make([]ipv4.Message, udpBatch)
+	outBufs := make([][]byte, udpBatch)
+	for i := range out {
+		outBufs[i] = make([]byte, 0, ednsSize+64)
+		out[i].Buffers = make([][]byte, 1)
+	}
 	for {
-		n, src, err := c.ReadFromUDPAddrPort(buf)
+		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			// ICMP errors surface as read errors on Linux (ECONNREFUSED from an earlier reply):
-			// they concern one client, not the socket.
+			// A deadline set by Close, or an ICMP error from an earlier reply (ECONNREFUSED on
+			// Linux): neither concerns the socket.
 			continue
 		}
-		out = s.handleUDP(c, buf[:n], src, out)
+		replies := 0
+		for i := range n {
+			m := &in[i]
+			src, ok := m.Addr.(*net.UDPAddr)
+			if !ok || m.Flags&syscall.MSG_TRUNC != 0 {
+				s.stats.malformed.Add(1)
+				continue
+			}
+			reply, ok := s.handleUDP(c, m.Buffers[0][:m.N], src.AddrPort(), outBufs[replies][:0])
+			if !ok {
+				continue
+			}
+			if cap(reply) > cap(outBufs[replies]) {
+				outBufs[replies] = reply[:0] // keep the larger buffer
+			}
+			out[replies].Buffers[0] = reply
+			out[replies].Addr = src
+			replies++
+		}
+		for sent := 0; sent < replies; {
+			k, err := bc.WriteBatch(out[sent:replies], 0)
+			if err != nil {
+				// One client's error (its port unreachable) must not cost the others
+				// their replies: skip the one that failed.
+				s.log.Debug("sending a reply", "client", out[sent+k].Addr, "err", err)
+				k++
+			}
+			sent += k
+		}
 	}
 }
 
-// handleUDP answers or dispatches one packet; it returns out for reuse.
-func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out []byte) []byte {
+// handleUDP answers one packet: a reply to send at once in out's buffer (ok true), or nothing
+// (dropped, or handed to a goroutine that sends its reply itself).
+func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out []byte) (reply []byte, ok bool) {
 	defer s.recoverPacket()
 	client := src.Addr().Unmap()
 	if s.limited(client) {
 		s.stats.limited.Add(1)
-		return out
+		return nil, false
 	}
 	m := parse(pkt)
 	if m == nil {
 		s.stats.malformed.Add(1)
-		return out
+		return nil, false
 	}
 	s.stats.udp.Add(1)
 	q := &query{msg: m, udp: true, client: client}
 	if r := s.policy(q); r != nil {
-		return s.sendUDP(c, src, q, r, resolver.Info{}, true, out)
+		return s.packUDP(q, r, resolver.Info{}, true, out)
 	}
-	if w, info, ok := s.cachedWire(q, pkt, out[:0]); ok {
+	if w, info, ok := s.cachedWire(q, pkt, out); ok {
 		s.account(q, int(w[3]&0xF), w[2]&flagTC != 0, info, false)
-		if _, err := c.WriteToUDPAddrPort(w, src); err != nil {
-			s.log.Debug("sending a reply", "client", src, "err", err)
-		}
-		return w
+		return w, true
 	}
 	if s.fast != nil {
 		if r, info, ok := s.fast.Cached(m); ok {
-			return s.sendUDP(c, src, q, s.answer(q, r, nil), info, false, out)
+			return s.packUDP(q, s.answer(q, r, nil), info, false, out)
 		}
 	}
 	uq := s.upstreamQuery(q)
 	if int(s.inflight.Add(1)) > s.opts.MaxInFlight {
 		s.inflight.Add(-1)
 		s.stats.overloaded.Add(1)
-		return out
+		return nil, false
 	}
 	s.handlers.Add(1)
 	go func() {
@@ -87,10 +139,31 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out [
 		defer s.recoverPacket()
 		r, info, err := s.exchange(uq)
 		bp := bufPool.Get().(*[]byte)
-		*bp = s.sendUDP(c, src, q, s.answer(q, r, err), info, err != nil, *bp)
-		bufPool.Put(bp)
+		defer bufPool.Put(bp)
+		w, ok := s.packUDP(q, s.answer(q, r, err), info, err != nil, *bp)
+		if !ok {
+			return
+		}
+		if cap(w) > cap(*bp) {
+			*bp = w[:0]
+		}
+		if _, err := c.WriteToUDPAddrPort(w, src); err != nil {
+			s.log.Debug("sending a reply", "client", src, "err", err)
+		}
 	}()
-	return out
+	return nil, false
+}
+
+// packUDP packs reply into buf and counts it; ok is false when it cannot be packed.
+func (s *Server) packUDP(q *query, reply *dns.Msg, info resolver.Info, own bool, buf []byte) ([]byte, bool) {
+	out, err := q.pack(reply, buf)
+	if err != nil {
+		s.log.Debug("packing a reply", "err", err)
+		return nil, false
+	}
+	// Counted before it is sent, so that a client that has its reply sees it in Stats.
+	s.account(q, reply.Rcode, reply.Truncated, info, own)
+	return out, true
 }
 
 // cachedWire answers q from the resolver's packed cache when it can. Padded queries take the
@@ -113,20 +186,6 @@ func (s *Server) exchange(uq *dns.Msg) (*dns.Msg, resolver.Info, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
 	defer cancel()
 	return s.res.Exchange(ctx, uq, "")
-}
-
-func (s *Server) sendUDP(c *net.UDPConn, dst netip.AddrPort, q *query, reply *dns.Msg, info resolver.Info, own bool, buf []byte) []byte {
-	out, err := q.pack(reply, buf[:0])
-	if err != nil {
-		s.log.Debug("packing a reply", "err", err)
-		return buf
-	}
-	// Counted first, so that a client that has its reply sees it in Stats.
-	s.account(q, reply.Rcode, reply.Truncated, info, own)
-	if _, err := c.WriteToUDPAddrPort(out, dst); err != nil {
-		s.log.Debug("sending a reply", "client", dst, "err", err)
-	}
-	return out
 }
 
 // limited reports whether client is over its rate.
