@@ -29,6 +29,10 @@ type Config struct {
 	CAFile         string        // PEM bundle for upstream certificates; empty = system roots
 	LogLevel       slog.Level
 	DNSMasq        bool // the init script points dnsmasq at the listener
+	// TolerateUnsetClock accepts upstream certificates whose only fault is "not valid yet" while
+	// the system clock is earlier than the build of delve: a router without a real-time clock
+	// boots in the past, and NTP may need DNS to set the clock. Off by default; logged loudly.
+	TolerateUnsetClock bool
 	// Triggers are the network interfaces (netifd names, e.g. "wan") whose up/down events make
 	// the init script have the daemon redial its upstreams; empty = the init script's default.
 	Triggers []string

@@ -17,15 +17,16 @@ import (
 
 	"github.com/delvedns/delve/internal/resolver"
 	"github.com/delvedns/delve/internal/upstream"
+	"github.com/delvedns/delve/internal/version"
 	"github.com/delvedns/delve/uci"
 )
 
 // Options are what the configuration file does not say.
 type Options struct {
 	Logger *slog.Logger // default: discard
-	// ClockUnsynced and OnClockTolerance are passed to every upstream (see upstream.Options).
-	ClockUnsynced    func(time.Time) bool
-	OnClockTolerance func(upstream string, now, checkedAt time.Time)
+	// ClockUnsynced tells whether the system clock is known to be wrong; it is used only when the
+	// configuration turns tolerate_unset_clock on. Default: version.ClockBeforeBuild.
+	ClockUnsynced func(time.Time) bool
 	// Tune adjusts each upstream's options before it is made (tests use it for short timeouts).
 	Tune func(*upstream.Options)
 	// Grace is how long a removed upstream stays open for lookups still using it; default: the
@@ -125,7 +126,7 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 	next := map[string]*upstream.Upstream{}
 	var ups, made []*upstream.Upstream
 	for _, uc := range cfg.EnabledUpstreams() {
-		k := key(uc, cfg.CAFile)
+		k := key(uc, cfg.CAFile, cfg.TolerateUnsetClock)
 		if u, ok := e.ups[k]; ok {
 			next[k] = u
 			ups = append(ups, u)
@@ -139,7 +140,9 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 			return nil, resolver.Options{}, err
 		}
 		o.Logger = e.log
-		o.ClockUnsynced, o.OnClockTolerance = e.opts.ClockUnsynced, e.opts.OnClockTolerance
+		if cfg.TolerateUnsetClock {
+			o.ClockUnsynced, o.OnClockTolerance = e.clockUnsynced, e.clockTolerated
+		}
 		if e.opts.Tune != nil {
 			e.opts.Tune(&o)
 		}
@@ -167,10 +170,24 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 }
 
 // key identifies an upstream's settings: equal keys can share connections across a reload.
-func key(u uci.Upstream, caFile string) string {
+func key(u uci.Upstream, caFile string, clock bool) string {
 	pins := slices.Clone(u.Pins)
 	slices.Sort(pins)
-	return strings.Join([]string{u.Name, u.Address, fmt.Sprint(u.Port), u.TLSName, strings.Join(pins, ","), caFile}, "|")
+	return strings.Join([]string{u.Name, u.Address, fmt.Sprint(u.Port), u.TLSName, strings.Join(pins, ","), caFile, fmt.Sprint(clock)}, "|")
+}
+
+func (e *Engine) clockUnsynced(now time.Time) bool {
+	if e.opts.ClockUnsynced != nil {
+		return e.opts.ClockUnsynced(now)
+	}
+	return version.ClockBeforeBuild(now)
+}
+
+// clockTolerated says, loudly, each time a certificate was accepted only because the clock is
+// known to be wrong: the owner should know DNS ran without a full certificate check.
+func (e *Engine) clockTolerated(upstream string, now, checkedAt time.Time) {
+	e.log.Warn("accepted a certificate that is not valid yet, because the system clock is earlier than this build of delve (tolerate_unset_clock is on); set the clock with NTP",
+		"upstream", upstream, "clock", now.UTC().Format(time.RFC3339), "valid_from", checkedAt.UTC().Format(time.RFC3339), "built", version.Built().UTC().Format(time.RFC3339))
 }
 
 // Options2Upstream turns one configured upstream into upstream options.

@@ -281,7 +281,7 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 	}
 	var fallback *entry // a SERVFAIL or REFUSED reply, returned if nobody does better
 	var fallbackInfo Info
-	var errs []string
+	var errs attemptErrors
 	for i, m := range cands {
 		actx, cancel := attemptContext(ctx, len(cands)-i)
 		start := time.Now()
@@ -293,7 +293,7 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 				return nil, Info{}, ctx.Err()
 			}
 			r.failed(s, m, err)
-			errs = append(errs, err.Error())
+			errs = append(errs, err)
 			if ctx.Err() != nil {
 				break
 			}
@@ -318,10 +318,24 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 		return fallback, fallbackInfo, nil
 	}
 	if ctx.Err() != nil {
-		return nil, Info{}, fmt.Errorf("%w (%s)", ErrTimeout, strings.Join(errs, "; "))
+		return nil, Info{}, fmt.Errorf("%w (%w)", ErrTimeout, errs)
 	}
-	return nil, Info{}, fmt.Errorf("%w: %s", ErrNoUpstream, strings.Join(errs, "; "))
+	return nil, Info{}, fmt.Errorf("%w: %w", ErrNoUpstream, errs)
 }
+
+// attemptErrors are the failures of a lookup's attempts, one per upstream tried, in order. They
+// stay reachable with errors.Is and errors.As (a caller can still find the *upstream.TLSError).
+type attemptErrors []error
+
+func (e attemptErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, err := range e {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e attemptErrors) Unwrap() []error { return e }
 
 // attemptContext gives one attempt its share of what is left: all of it for the last candidate,
 // half of it while others remain, so that a stalled upstream leaves time for the next.
