@@ -194,15 +194,16 @@ func TestConfigGoUCI(t *testing.T) {
 		t.Errorf("upstream sections: %v, want [cloudflare cloudflare2 quad9]", s)
 	}
 	want := map[[2]string][]string{
-		{"main", "enabled"}:    {"1"},
-		{"main", "type"}:       {"A", "AAAA"},
-		{"main", "timeout"}:    {"3000"},
-		{"main", "strategy"}:   {"failover"},
-		{"main", "cache_size"}: {"1024"},
-		{"main", "socket"}:     {"/var/run/delve/delve.sock"},
-		{"main", "listen"}:     {"127.0.0.1:5453", "[::1]:5453"},
-		{"main", "log_level"}:  {"info"},
-		{"main", "dnsmasq"}:    {"0"},
+		{"main", "enabled"}:              {"1"},
+		{"main", "type"}:                 {"A", "AAAA"},
+		{"main", "timeout"}:              {"3000"},
+		{"main", "strategy"}:             {"failover"},
+		{"main", "cache_size"}:           {"1024"},
+		{"main", "socket"}:               {"/var/run/delve/delve.sock"},
+		{"main", "listen"}:               {"127.0.0.1:5453", "[::1]:5453"},
+		{"main", "log_level"}:            {"info"},
+		{"main", "dnsmasq"}:              {"0"},
+		{"main", "tolerate_unset_clock"}: {"0"},
 		// Unset means the default (off, system roots, wan); a shipped `option x ''` would be the
 		// same for uci but go-uci rejects an empty quoted value.
 		{"main", "websocket"}:       nil,
@@ -283,7 +284,7 @@ func TestConfigSyntax(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string][]string{
-		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger"},
+		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock"},
 		"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 	}
 	section := regexp.MustCompile(`^config ([a-z_]+) '([a-z0-9_]+)'$`)
