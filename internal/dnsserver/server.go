@@ -61,8 +61,9 @@ type Options struct {
 
 	MaxTCPConns int           // concurrent TCP connections over all addresses; default 64
 	TCPIdle     time.Duration // a TCP connection with nothing in flight closes after this; default 10 s
-	// MaxInFlight bounds the queries waiting for an upstream at once; a UDP query beyond it is
-	// dropped (the client retries), a TCP one waits. Default 512.
+	// MaxInFlight bounds the UDP queries waiting for an upstream at once; one beyond it is
+	// dropped (the client retries). Default 512. TCP queries are bounded by connection instead:
+	// MaxTCPConns connections with at most 16 queries in flight each.
 	MaxInFlight int
 
 	// OnQuery is called after each reply is sent, on the goroutine that sent it: it must not

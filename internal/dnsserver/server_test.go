@@ -537,3 +537,46 @@ func TestEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentClients: many clients over UDP and TCP at once, on cached and uncached names,
+// every one answered correctly (run with -race).
+func TestConcurrentClients(t *testing.T) {
+	checkGoroutines(t)
+	rec := newRecorder(t)
+	s := listen(t, Options{Resolver: rec.resolver(t)})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			network, addr := "udp", udpAddr(s)
+			if g%4 == 0 {
+				network, addr = "tcp", tcpAddr(s)
+			}
+			c := &dns.Client{Net: network, Timeout: 5 * time.Second}
+			for i := range 100 {
+				q := question(fmt.Sprintf("n%d.example", (g*7+i)%40), dns.TypeA)
+				if i%3 == 0 {
+					q = edns(q, 1232, i%2 == 0)
+				}
+				r, _, err := c.Exchange(q, addr)
+				if err == nil && (r.Id != q.Id || len(r.Answer) != 1 || !strings.EqualFold(r.Answer[0].Header().Name, q.Question[0].Name)) {
+					err = fmt.Errorf("query %v got %v", q.Question[0], r)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := s.Stats(); st.Answered != 1600 || st.Cached == 0 {
+		t.Errorf("stats %+v: want 1600 answered, some cached", st)
+	}
+}
