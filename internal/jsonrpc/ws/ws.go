@@ -68,15 +68,17 @@ type Server struct {
 	lim      jsonrpc.Limits
 	log      *slog.Logger
 	tokenSum [sha256.Size]byte
-	http     *http.Server
 	upgrader websocket.Upgrader
 	ctx      context.Context // of every handler call; canceled when the server is forced to stop
 	cancel   context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[*conn]struct{}
-	wg     sync.WaitGroup // connections
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	plain     map[*httpConn]struct{} // HTTP connections not (yet) upgraded
+	plainWG   sync.WaitGroup         // their goroutines, until they close or upgrade
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // WebSocket connections
 }
 
 // NewServer returns a server; it serves nothing until Serve.
@@ -100,19 +102,15 @@ func NewServer(o Options) *Server {
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    map[*conn]struct{}{},
+
+		listeners: map[net.Listener]struct{}{},
+		plain:     map[*httpConn]struct{}{},
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  4096,
 			WriteBufferSize: 4096,
 			// ServeHTTP has checked the origin already, with its own error message.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-	}
-	s.http = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       30 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s
 }
@@ -152,11 +150,47 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return err
 	}
-	err := s.http.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
 		return jsonrpc.ErrServerClosed
 	}
-	return err
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return jsonrpc.ErrServerClosed
+			}
+			// Out of file descriptors and the like: wait as net/http does, 5 ms doubling to 1 s.
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Debug("accepting a WebSocket connection", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		hc := &httpConn{nc: nc}
+		if !s.track(hc) {
+			nc.Close()
+			continue // the next Accept fails on the closed listener
+		}
+		go s.serveHTTP1(hc)
+	}
 }
 
 // Shutdown stops accepting connections and reading requests, lets the calls in flight finish,
@@ -169,11 +203,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.stopReading()
 	}
+	for l := range s.listeners {
+		l.Close()
+	}
+	for hc := range s.plain {
+		if !hc.active {
+			hc.nc.Close() // idle: a request in flight gets its answer, then the connection closes
+		}
+	}
 	s.mu.Unlock()
-	err := s.http.Shutdown(ctx) // the listeners and plain HTTP connections, not ours
 
+	var err error
 	done := make(chan struct{})
 	go func() {
+		s.plainWG.Wait()
 		s.wg.Wait()
 		close(done)
 	}()
@@ -186,8 +229,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for c := range s.conns {
 			c.kill()
 		}
+		for hc := range s.plain {
+			hc.nc.Close()
+		}
 		s.mu.Unlock()
-		s.http.Close()
 		<-done
 	}
 	s.cancel()
