@@ -57,6 +57,28 @@ func FuzzPacket(f *testing.F) {
 			if um.Unpack(up) != nil {
 				um, _, _ = answerA(context.Background(), uq)
 			}
+			// The wire path on the same upstream message, packed as the resolver's cache packs
+			// it (question as asked, no OPT) and gives it (the query's ID).
+			c := um.Copy()
+			c.Id, c.Question, c.Compress = m.Id, m.Question, true
+			var extra []dns.RR
+			for _, rr := range c.Extra {
+				if rr.Header().Rrtype != dns.TypeOPT {
+					extra = append(extra, rr)
+				}
+			}
+			c.Extra = extra
+			if w, err := c.Pack(); err == nil {
+				if w, ok := q.patchWire(w, pkt); ok {
+					var r dns.Msg
+					if err := r.Unpack(w); err != nil || r.Id != m.Id || !r.Response {
+						t.Fatalf("wire path reply does not unpack or is not the client's (%v): %v", err, &r)
+					}
+					if udp && len(w) > q.udpLimit() {
+						t.Fatalf("wire path UDP reply of %d octets for a buffer of %d", len(w), q.udpLimit())
+					}
+				}
+			}
 			reply = s.answer(q, um, nil)
 		}
 		out, err := q.pack(reply, nil)
