@@ -13,6 +13,7 @@ qemu-arm qemu-user
 qemu-mips qemu-user
 qemu-mipsel qemu-user
 shellcheck shellcheck
+busybox busybox
 stubby stubby
 dnsperf dnsperf'
 
