@@ -138,3 +138,19 @@ func TestScan(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDecodeParams decodes the params of a typical lookup call, as the daemon does for each.
+func BenchmarkDecodeParams(b *testing.B) {
+	params := json.RawMessage(`{"name":"h7.bench.delve.test.","type":"A"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var p struct {
+			Name     *string `json:"name"`
+			Type     *string `json:"type"`
+			Upstream *string `json:"upstream"`
+		}
+		if err := DecodeParams(params, &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
