@@ -1,7 +1,33 @@
 // Package dnsserver answers plain DNS over UDP and TCP on the addresses it is given (for dnsmasq
-// and the LAN behind it) from delve's resolver, with EDNS(0) handled for a stub: the client's DO
-// and CD reach the upstream, its padding, cookies and Client Subnet do not (Client Subnet only
-// when configured), UDP answers larger than the client's buffer are truncated so it retries over
-// TCP, and queries a stub should not forward are refused. A per-client token bucket limits
-// floods; malformed packets are dropped and counted.
+// and the LAN behind it) from delve's resolver, so that those lookups share the cache, failover
+// and counters of the ubus ones.
+//
+// What a query gets:
+//
+//	query                                       reply
+//	one IN question, opcode QUERY               the resolver's answer: the client's ID, question (as
+//	                                            written, 0x20 case kept), RD and CD; RA set, AA clear,
+//	                                            AD only to a client that sent DO or AD (RFC 6840 §5.8);
+//	                                            TTLs aged by the cache
+//	  ... that no upstream answered             SERVFAIL (+ EDE 22 No Reachable Authority on timeout,
+//	                                            23 Network Error otherwise, for an EDNS client)
+//	  ... too large for the client's UDP        TC, the question, no records (RFC 2181 §9): the client
+//	      buffer (512 without EDNS, else its     retries over TCP
+//	      size capped to 1232)
+//	AXFR, IXFR, TSIG, TKEY, OPT, MAILA, MAILB   REFUSED (+ EDE 21 Not Supported)
+//	class other than IN (CHAOS version.bind)    REFUSED (+ EDE 21): it would describe the upstream
+//	opcode other than QUERY (NOTIFY, UPDATE)    NOTIMP
+//	no question or more than one, two OPTs      FORMERR
+//	EDNS version above 0                        BADVERS, with an OPT of version 0 (RFC 6891 §6.1.3)
+//	not parseable, header counts wrong,         no reply; counted as malformed
+//	  a response (QR set), UDP over 4096 octets
+//	UDP over the per-client rate                no reply (nothing to reflect); counted
+//	TCP over the per-client rate                REFUSED (+ EDE 18 Prohibited)
+//
+// EDNS: a reply carries an OPT (UDP size 1232, the client's DO) exactly when the query did, with
+// the upstream's Extended DNS Errors; a padded query gets a padded reply (RFC 7830 §4, blocks of
+// 468). Towards the upstream go the question, RD (always: delve is a stub), the client's CD and
+// AD flags and its DO bit (the upstream package adds its own padding and keepalive); the client's
+// padding, cookies, keepalive and NSID never do, nor its Client Subnet unless Options.ForwardECS,
+// nor any other record it sent (TSIG). An upstream's SERVFAIL or REFUSED is passed on as it is.
 package dnsserver

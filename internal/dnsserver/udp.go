@@ -62,8 +62,14 @@ func (s *Server) readUDP(c *net.UDPConn) {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// A deadline set by Close, or an ICMP error from an earlier reply (ECONNREFUSED on
-			// Linux): neither concerns the socket.
+			// Not expected on an unconnected socket (a deadline is Close's): say so, and do
+			// not spin on an error that repeats.
+			s.log.Debug("reading a UDP packet", "addr", c.LocalAddr(), "err", err)
+			select {
+			case <-s.stopping:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
 			continue
 		}
 		replies := 0
