@@ -212,7 +212,7 @@ func clientFrom(network, ip string) *dns.Client {
 	if network == "tcp" {
 		local = &net.TCPAddr{IP: net.ParseIP(ip)}
 	}
-	return &dns.Client{Net: network, Timeout: 500 * time.Millisecond, Dialer: &net.Dialer{LocalAddr: local, Timeout: time.Second}}
+	return &dns.Client{Net: network, Timeout: 3 * time.Second, Dialer: &net.Dialer{LocalAddr: local, Timeout: time.Second}}
 }
 
 // TestRateLimit: a source over its bucket gets no UDP reply (nothing to reflect) and REFUSED
@@ -221,12 +221,27 @@ func clientFrom(network, ip string) *dns.Client {
 func TestRateLimit(t *testing.T) {
 	checkGoroutines(t)
 	s := listen(t, Options{Resolver: fakeResolver(answerA), RateLimit: 0.0001, Burst: 3, LimitLoopback: true})
-	flooder := clientFrom("udp", "127.0.0.1")
-	answered := 0
+	// Eight queries at once from one source; replies are read until the server has been
+	// silent for 2 s, so a slow machine cannot turn a late reply into a dropped one.
+	c, err := net.Dial("udp", udpAddr(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	for i := range 8 {
-		if _, _, err := flooder.Exchange(question(fmt.Sprintf("q%d.example", i), dns.TypeA), udpAddr(s)); err == nil {
-			answered++
+		w, _ := question(fmt.Sprintf("q%d.example", i), dns.TypeA).Pack()
+		if _, err := c.Write(w); err != nil {
+			t.Fatal(err)
 		}
+	}
+	answered := 0
+	buf := make([]byte, 2048)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+		answered++
 	}
 	if answered != 3 {
 		t.Errorf("%d of 8 answered from one source with a burst of 3", answered)
@@ -241,6 +256,7 @@ func TestRateLimit(t *testing.T) {
 	if st := s.Stats(); st.RateLimited != 6 || st.Refused != 1 {
 		t.Errorf("stats %+v: want 6 rate limited, 1 refused", st)
 	}
+	flooder := clientFrom("udp", "127.0.0.1")
 
 	// By default loopback (dnsmasq) is not limited.
 	s2 := listen(t, Options{Resolver: fakeResolver(answerA), RateLimit: 0.0001, Burst: 1})
