@@ -233,6 +233,9 @@ func (b *builder) main(c *Config, sec string) {
 				types = append(types, name)
 			}
 		}
+		if len(types) > api.MaxTypes {
+			b.fail(sec, "type", "lists %d record types, more than the %d one lookup may ask for", len(types), api.MaxTypes)
+		}
 		c.Types = types
 	}
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -32,6 +33,15 @@ func withUpstream(lines ...string) string {
 // good upstream lines to which a test adds one bad one.
 var addr, name = "option address '1.1.1.1'", "option tls_name 'cloudflare-dns.com'"
 
+// manyTypes is n list lines of distinct record types, TYPE1000 and up.
+func manyTypes(n int) []string {
+	var lines []string
+	for i := range n {
+		lines = append(lines, "list type 'TYPE"+strconv.Itoa(1000+i)+"'")
+	}
+	return lines
+}
+
 func TestLoadBadValues(t *testing.T) {
 	const boolWant = "is not a boolean (1, on, true, yes, enabled or 0, off, false, no, disabled)"
 	tests := []struct {
@@ -43,6 +53,9 @@ func TestLoadBadValues(t *testing.T) {
 		{"enabled is case-sensitive like config_get_bool", withMain("option enabled 'TRUE'"), `delve.main.enabled: "TRUE" ` + boolWant, 2},
 		{"type unknown", withMain("list type 'A'", "list type 'AAAAA'"), `delve.main.type: unknown record type "AAAAA"`, 3},
 		{"type number", withMain("list type 'TYPE70000'"), `delve.main.type: record type number "TYPE70000" is out of range (1-65535)`, 2},
+		{"type zone transfer", withMain("list type 'AXFR'"), `delve.main.type: record type "AXFR" asks for a zone transfer, not a record type a lookup can ask for`, 2},
+		{"type pseudo-record", withMain("list type 'A'", "list type 'OPT'"), `delve.main.type: record type "OPT" is the EDNS(0) pseudo-record (RFC 6891), not a record type a lookup can ask for`, 3},
+		{"too many types", withMain(manyTypes(17)...), `delve.main.type: lists 17 record types, more than the 16 one lookup may ask for`, 18},
 		{"timeout with unit", withMain("option timeout '5s'"), `delve.main.timeout: "5s" is not a timeout in milliseconds (100-60000)`, 2},
 		{"timeout too small", withMain("option timeout '99'"), `delve.main.timeout: "99" is not a timeout in milliseconds (100-60000)`, 2},
 		{"timeout too large", withMain("option timeout '60001'"), `delve.main.timeout: "60001" is not a timeout in milliseconds (100-60000)`, 2},

@@ -101,20 +101,57 @@ func RcodeName(rc int) string {
 	return "RCODE" + strconv.Itoa(rc)
 }
 
-// ParseType accepts a type mnemonic in any case ("aaaa") or the RFC 3597 form ("TYPE65").
+// MaxTypes is how many record types one lookup may ask for (the command line's TYPE arguments, the
+// UCI type list): each type is a query of its own, and a list of thousands would send thousands.
+const MaxTypes = 16
+
+// ParseType accepts a type mnemonic in any case ("aaaa") or the RFC 3597 form ("TYPE65"), for a
+// lookup: types that are not record types a question can ask for are refused with a sentence that
+// says why (see MetaType). ANY is accepted: it is an ordinary question, which a server answers as
+// it sees fit (RFC 8482).
 func ParseType(s string) (uint16, error) {
 	u := strings.ToUpper(s)
-	if t, ok := dns.StringToType[u]; ok && t != dns.TypeNone && t != dns.TypeReserved {
-		return t, nil
-	}
-	if n, ok := strings.CutPrefix(u, "TYPE"); ok {
+	t, ok := dns.StringToType[u]
+	if !ok || t == dns.TypeNone {
+		n, isNum := strings.CutPrefix(u, "TYPE")
+		if !isNum {
+			return 0, errors.New("unknown record type " + strconv.Quote(s))
+		}
 		v, err := strconv.ParseUint(n, 10, 32)
-		if err == nil && v >= 1 && v <= 65535 {
-			return uint16(v), nil
-		}
-		if err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case err == nil && v >= 1 && v <= 65535:
+			t = uint16(v)
+		case err == nil || errors.Is(err, strconv.ErrRange):
 			return 0, errors.New("record type number " + strconv.Quote(s) + " is out of range (1-65535)")
+		default:
+			return 0, errors.New("unknown record type " + strconv.Quote(s))
 		}
 	}
-	return 0, errors.New("unknown record type " + strconv.Quote(s))
+	if why := MetaType(t); why != "" {
+		return 0, errors.New("record type " + strconv.Quote(s) + " " + why + ", not a record type a lookup can ask for")
+	}
+	return t, nil
+}
+
+// MetaType says what t is when it is not a type a lookup may ask for, else "". Refused are the
+// pseudo-record OPT, the meta and question types (RFC 6895 §3.1: 128-255, with TKEY, TSIG, IXFR,
+// AXFR, MAILB and MAILA) except ANY, and the reserved 0 and 65535.
+func MetaType(t uint16) string {
+	switch {
+	case t == dns.TypeOPT:
+		return "is the EDNS(0) pseudo-record (RFC 6891)"
+	case t == dns.TypeTKEY || t == dns.TypeTSIG:
+		return "is a transaction-security meta-type"
+	case t == dns.TypeAXFR || t == dns.TypeIXFR:
+		return "asks for a zone transfer"
+	case t == dns.TypeMAILA || t == dns.TypeMAILB:
+		return "is an obsolete mailbox meta-query"
+	case t == dns.TypeANY:
+		return ""
+	case t >= 128 && t <= 255:
+		return "is in the range kept for meta and question types (128-255)"
+	case t == dns.TypeNone || t == dns.TypeReserved:
+		return "is reserved"
+	}
+	return ""
 }

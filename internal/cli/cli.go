@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,7 +163,12 @@ func Parse(argv []string) (*Args, error) {
 		if err != nil {
 			return nil, &UsageError{err.Error()}
 		}
-		a.Types = append(a.Types, qt)
+		if !slices.Contains(a.Types, qt) {
+			a.Types = append(a.Types, qt)
+		}
+		if len(a.Types) > api.MaxTypes {
+			return nil, usagef("more than %d record types in one lookup", api.MaxTypes)
+		}
 	}
 	return a, nil
 }

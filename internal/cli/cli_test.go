@@ -33,6 +33,15 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), code
 }
 
+// manyTypes is n distinct record types as arguments: TYPE1000 and up.
+func manyTypes(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(" TYPE" + strconv.Itoa(1000+i))
+	}
+	return b.String()
+}
+
 func TestParse(t *testing.T) {
 	cases := []struct {
 		args    string
@@ -50,6 +59,12 @@ func TestParse(t *testing.T) {
 		{args: "x.org TYPE65", name: "x.org", types: []uint16{65}},
 		{args: "x.org FOO", err: `unknown record type "FOO"`},
 		{args: "x.org TYPE70000", err: "out of range"},
+		{args: "x.org AXFR", err: `record type "AXFR" asks for a zone transfer`},
+		{args: "x.org A opt", err: `record type "opt" is the EDNS(0) pseudo-record`},
+		{args: "x.org a A TYPE1 aaaa", name: "x.org", types: []uint16{dns.TypeA, dns.TypeAAAA}},
+		{args: "x.org" + strings.Repeat(" A AAAA", 5000), name: "x.org", types: []uint16{dns.TypeA, dns.TypeAAAA}},
+		{args: "x.org" + manyTypes(17), err: "more than 16 record types in one lookup"},
+		{args: "x.org" + manyTypes(10000), err: "more than 16 record types in one lookup"},
 		{args: "@dns.google x.org", err: "not an IP address"},
 		{args: "@1.1.1.1:53 x.org", err: "port 53 is plain DNS"},
 		{args: "@1.1.1.1:99999 x.org", err: `port "99999" is not a port`},
@@ -60,7 +75,11 @@ func TestParse(t *testing.T) {
 		{args: "", err: "no name to look up"},
 	}
 	for _, c := range cases {
-		t.Run(c.args, func(t *testing.T) {
+		name := c.args
+		if len(name) > 60 {
+			name = name[:60]
+		}
+		t.Run(name, func(t *testing.T) {
 			a, err := Parse(strings.Fields(c.args))
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
