@@ -29,3 +29,54 @@ lint:
 
 test: deps lint
 	$(GO) test -race -timeout 15m ./...
+
+# Router builds: static cross-builds, the .ipk opkg installs, and where the bytes go.
+# The one table of OpenWrt arch -> Go settings is scripts/arches; scripts/build-arch builds a row.
+# SOURCE_DATE_EPOCH (default: the last commit's time) fixes every timestamp, so the same commit
+# gives the same bytes. IPK_VERSION is X.Y.Z-rN from the tags, see scripts/pkgversion.
+DIST      ?= dist
+ARCHES    := $(shell sed 's/\#.*//' scripts/arches | awk 'NF {print $$1}')
+SIZE_ARCH ?= arm_cortex-a7_neon-vfpv4
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IPK_VERSION ?= $(shell ./scripts/pkgversion)
+BUILD_ARCH = GO='$(GO)' VERSION='$(VERSION)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' ./scripts/build-arch
+MKIPK      = $(DIST)/.tools/mkipk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
+ipk_name   = $(DIST)/delve_$(IPK_VERSION)_$(1).ipk
+
+.PHONY: build-all ipk ipk-all size mkipk-tool help-router
+help-router:
+	@echo 'make build-all          static binaries for every arch in scripts/arches: $(DIST)/ARCH/delve'
+	@echo 'make ipk ARCH=...       $(DIST)/delve_VERSION_ARCH.ipk for opkg (OpenWrt 24.10 and earlier)'
+	@echo 'make ipk-all            an .ipk for every arch'
+	@echo 'make size               binary and .ipk size per arch, and where the bytes of $(SIZE_ARCH) go'
+
+build-all:
+	@for a in $(ARCHES); do echo "$(DIST)/$$a/delve"; $(BUILD_ARCH) $$a $(DIST)/$$a/delve || exit 1; done
+
+mkipk-tool:
+	@$(GO) build -o $(DIST)/.tools/mkipk ./scripts/mkipk
+
+ipk: mkipk-tool
+	@if [ -z '$(ARCH)' ]; then echo 'usage: make ipk ARCH=<OpenWrt arch>, one of: $(ARCHES)' >&2; exit 2; fi
+	@$(BUILD_ARCH) '$(ARCH)' '$(DIST)/$(ARCH)/delve'
+	@$(MKIPK) -arch '$(ARCH)' -bin '$(DIST)/$(ARCH)/delve' -o '$(call ipk_name,$(ARCH))'
+	@echo '$(call ipk_name,$(ARCH))'
+
+ipk-all: mkipk-tool
+	@for a in $(ARCHES); do \
+		$(BUILD_ARCH) $$a $(DIST)/$$a/delve && \
+		$(MKIPK) -arch $$a -bin $(DIST)/$$a/delve -o $(DIST)/delve_$(IPK_VERSION)_$$a.ipk && \
+		echo $(DIST)/delve_$(IPK_VERSION)_$$a.ipk || exit 1; \
+	done
+
+# The budget for $(SIZE_ARCH) with every feature in: binary <= 6.0 MB, .ipk <= 2.3 MB.
+size: ipk-all
+	@printf '%-28s %12s %12s\n' arch 'binary bytes' '.ipk bytes'
+	@for a in $(ARCHES); do \
+		printf '%-28s %12s %12s\n' $$a $$(wc -c < $(DIST)/$$a/delve) $$(wc -c < $(DIST)/delve_$(IPK_VERSION)_$$a.ipk); \
+	done
+	@bin=$$(wc -c < $(DIST)/$(SIZE_ARCH)/delve); ipk=$$(wc -c < $(call ipk_name,$(SIZE_ARCH))); \
+	 verdict() { if [ $$1 -le $$2 ]; then echo "within $$2"; else echo "OVER $$2 by $$(($$1 - $$2))"; fi; }; \
+	 echo; echo "budget $(SIZE_ARCH): binary $$bin bytes, $$(verdict $$bin 6000000); .ipk $$ipk bytes, $$(verdict $$ipk 2300000)"
+	@$(BUILD_ARCH) $(SIZE_ARCH) $(DIST)/$(SIZE_ARCH)/delve.unstripped unstripped
+	@echo; $(GO) run ./scripts/binsize -top 30 $(DIST)/$(SIZE_ARCH)/delve.unstripped

@@ -1,0 +1,331 @@
+// Command mkipk packs delve into an .ipk the way OpenWrt's ipkg-build does, so that opkg on
+// OpenWrt 24.10 and earlier installs it (openwrt-facts.md §6): a gzip-compressed tar (not ar)
+// holding ./debian-binary, ./data.tar.gz and ./control.tar.gz; GNU tar headers without PAX
+// records, numeric owner 0:0, entries sorted by name, every mtime SOURCE_DATE_EPOCH, gzip streams
+// without name or time. The same inputs give the same bytes.
+//
+//	go run ./scripts/mkipk -arch mipsel_24kc -version 0.1.0-r1 -epoch 1700000000 \
+//		-bin dist/mipsel_24kc/delve -files files -o dist/delve_0.1.0-r1_mipsel_24kc.ipk
+//
+// It is a separate program so that none of this ends up in the delve binary.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The package's fixed metadata (the feed recipe openwrt/delve/Makefile says the same).
+const (
+	pkgName = "delve"
+	depends = "libc, ca-bundle, rpcd"
+	source  = "github.com/delvedns/delve"
+	section = "net"
+	url     = "https://github.com/delvedns/delve"
+	// The project has chosen no license yet: NOASSERTION (SPDX) says so rather than guessing.
+	license = "NOASSERTION"
+)
+
+// description is written as OpenWrt writes it: the first line after "Description: " with one
+// space, every further line indented by one space.
+var description = []string{
+	"DNS-over-TLS (RFC 7858) lookups with warm, pipelined connections and a cache.",
+	"delve NAME [TYPE] answers from a shell like kdig +tls; the procd service serves",
+	"JSON-RPC 2.0 on a unix socket (and a WebSocket when configured) and plain DNS to",
+	"dnsmasq, and rpcd makes it the ubus object delve:",
+	`ubus call delve lookup '{"name":"openwrt.org"}'`,
+}
+
+// file is one payload file: where it goes, where it comes from, and its mode.
+type file struct {
+	dst, src string
+	mode     int64
+}
+
+// payload lists what the package installs (DESIGN.md, "Files on the router"); src is relative
+// to -files, except the binary.
+func payload(bin string) []file {
+	return []file{
+		{"usr/bin/delve", bin, 0o755},
+		{"etc/init.d/delve", "delve.init", 0o755},
+		{"etc/config/delve", "delve.config", 0o600},
+		{"usr/libexec/rpcd/delve", "delve.rpcd", 0o755},
+		{"usr/share/rpcd/acl.d/delve.json", "delve.acl.json", 0o644},
+	}
+}
+
+// conffiles are kept over an upgrade and listed in the control archive.
+var conffiles = []string{"/etc/config/delve"}
+
+// Maintainer scripts. postinst and prerm are OpenWrt's generated ones (package-pack.mk), quoted
+// for shellcheck; default_postinst enables and starts /etc/init.d/delve, then sources
+// postinst-pkg, and default_prerm sources prerm-pkg, then stops (and, unless upgrading,
+// disables) the service. postrm runs after the files are gone.
+const (
+	postinst = `#!/bin/sh
+[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
+[ -s "${IPKG_INSTROOT}/lib/functions.sh" ] || exit 0
+# shellcheck source=/dev/null
+. "${IPKG_INSTROOT}/lib/functions.sh"
+default_postinst "$0" "$@"
+`
+	prerm = `#!/bin/sh
+[ -s "${IPKG_INSTROOT}/lib/functions.sh" ] || exit 0
+# shellcheck source=/dev/null
+. "${IPKG_INSTROOT}/lib/functions.sh"
+default_prerm "$0" "$@"
+`
+	// rpcd reads its exec plugins at start and on reload: reloading it makes the ubus object
+	// delve appear. In an image build ($IPKG_INSTROOT set) rpcd starts later with it anyway.
+	postinstPkg = `#!/bin/sh
+[ -n "${IPKG_INSTROOT}" ] && exit 0
+[ -x /etc/init.d/rpcd ] && /etc/init.d/rpcd reload
+exit 0
+`
+	// And after removal, reloading it makes the object go.
+	postrm = `#!/bin/sh
+[ -n "${IPKG_INSTROOT}" ] && exit 0
+[ -x /etc/init.d/rpcd ] && /etc/init.d/rpcd reload
+exit 0
+`
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.arch, "arch", "", "OpenWrt package architecture, e.g. mipsel_24kc (required)")
+	flag.StringVar(&o.version, "version", "", "package version in OpenWrt 24.10 form, e.g. 1.2.3-r1 (required)")
+	flag.StringVar(&o.bin, "bin", "", "the delve binary built for -arch (required)")
+	flag.StringVar(&o.files, "files", "files", "directory with delve.init, delve.config, delve.rpcd and delve.acl.json")
+	flag.StringVar(&o.out, "o", "", "the .ipk to write (default delve_VERSION_ARCH.ipk)")
+	epoch := flag.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "mtime of every entry, Unix seconds (default $SOURCE_DATE_EPOCH)")
+	flag.Parse()
+	if err := o.setEpoch(*epoch); err != nil {
+		fail(err)
+	}
+	if o.out == "" {
+		o.out = fmt.Sprintf("%s_%s_%s.ipk", pkgName, o.version, o.arch)
+	}
+	ipk, err := build(o)
+	if err != nil {
+		fail(err)
+	}
+	if err := os.WriteFile(o.out, ipk, 0o644); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "mkipk:", err)
+	os.Exit(1)
+}
+
+type options struct {
+	arch, version, bin, files, out string
+	mtime                          time.Time
+}
+
+func (o *options) setEpoch(s string) error {
+	if s == "" {
+		return errors.New("no -epoch and no SOURCE_DATE_EPOCH: the archive needs a fixed time to be reproducible")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("epoch %q is not Unix seconds", s)
+	}
+	o.mtime = time.Unix(n, 0)
+	return nil
+}
+
+var (
+	// apk and opkg both accept this shape; see scripts/pkgversion.
+	versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*-r[0-9]+$`)
+	archRE    = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.+-]*$`)
+)
+
+// build returns the .ipk.
+func build(o options) ([]byte, error) {
+	if !archRE.MatchString(o.arch) {
+		return nil, fmt.Errorf("arch %q is not an OpenWrt package architecture", o.arch)
+	}
+	if !versionRE.MatchString(o.version) {
+		return nil, fmt.Errorf("version %q is not in the form 1.2.3-r1", o.version)
+	}
+	if o.bin == "" {
+		return nil, errors.New("no -bin")
+	}
+
+	var data tarball
+	for _, f := range payload(o.bin) {
+		src := f.src
+		if f.dst != "usr/bin/delve" {
+			src = filepath.Join(o.files, f.src)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s for /%s: %w", src, f.dst, err)
+		}
+		data.add(f.dst, b, f.mode)
+	}
+	dataTar, err := data.tar(o.mtime)
+	if err != nil {
+		return nil, err
+	}
+
+	var control tarball
+	control.add("control", controlFile(o, len(dataTar)), 0o644)
+	control.add("conffiles", []byte(strings.Join(conffiles, "\n")+"\n"), 0o644)
+	control.add("postinst", []byte(postinst), 0o755)
+	control.add("postinst-pkg", []byte(postinstPkg), 0o755)
+	control.add("prerm", []byte(prerm), 0o755)
+	control.add("postrm", []byte(postrm), 0o755)
+	controlTar, err := control.tar(o.mtime)
+	if err != nil {
+		return nil, err
+	}
+
+	dataGz, err := gz(dataTar)
+	if err != nil {
+		return nil, err
+	}
+	controlGz, err := gz(controlTar)
+	if err != nil {
+		return nil, err
+	}
+	// ipkg-build's order, which is not sorted: opkg looks each member up by name.
+	var outer bytes.Buffer
+	tw := tar.NewWriter(&outer)
+	for _, m := range []struct {
+		name string
+		b    []byte
+	}{{"./debian-binary", []byte("2.0\n")}, {"./data.tar.gz", dataGz}, {"./control.tar.gz", controlGz}} {
+		if err := writeEntry(tw, m.name, m.b, 0o644, o.mtime); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return gz(outer.Bytes())
+}
+
+// controlFile writes the fields in the order OpenWrt's package-pack.mk does.
+func controlFile(o options, installedSize int) []byte {
+	var b strings.Builder
+	field := func(k, v string) { fmt.Fprintf(&b, "%s: %s\n", k, v) }
+	field("Package", pkgName)
+	field("Version", o.version)
+	field("Depends", depends)
+	field("Source", source)
+	field("SourceName", pkgName)
+	field("License", license)
+	field("Section", section)
+	field("SourceDateEpoch", strconv.FormatInt(o.mtime.Unix(), 10))
+	field("URL", url)
+	field("Architecture", o.arch)
+	field("Installed-Size", strconv.Itoa(installedSize)) // bytes of the uncompressed data.tar
+	b.WriteString("Description: ")
+	for _, l := range description {
+		b.WriteString(" " + strings.TrimLeft(l, " \t") + "\n")
+	}
+	return []byte(b.String())
+}
+
+// tarball collects files and makes a tar of them with their parent directories, as
+// `tar --format=gnu --numeric-owner --sort=name -C DIR .` would.
+type tarball struct {
+	files map[string]entry
+}
+
+type entry struct {
+	b    []byte
+	mode int64
+}
+
+func (t *tarball) add(name string, b []byte, mode int64) {
+	if t.files == nil {
+		t.files = map[string]entry{}
+	}
+	t.files[name] = entry{b, mode}
+}
+
+func (t *tarball) tar(mtime time.Time) ([]byte, error) {
+	names := map[string]bool{"./": true} // true: a directory
+	for name := range t.files {
+		names["./"+name] = false
+		for d := path.Dir(name); d != "."; d = path.Dir(d) {
+			names["./"+d+"/"] = true
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted) // a directory ("./usr/") sorts before what it holds ("./usr/bin/")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range sorted {
+		var err error
+		if names[n] {
+			err = tw.WriteHeader(header(n, tar.TypeDir, 0, 0o755, mtime))
+		} else {
+			e := t.files[strings.TrimPrefix(n, "./")]
+			err = writeEntry(tw, n, e.b, e.mode, mtime)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func writeEntry(tw *tar.Writer, name string, b []byte, mode int64, mtime time.Time) error {
+	if err := tw.WriteHeader(header(name, tar.TypeReg, int64(len(b)), mode, mtime)); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	_, err := tw.Write(b)
+	return err
+}
+
+// header is a GNU header with owner 0:0 and no names, as with --numeric-owner under fakeroot;
+// whole-second times and short names leave archive/tar no reason to add PAX records.
+func header(name string, typ byte, size, mode int64, mtime time.Time) *tar.Header {
+	return &tar.Header{
+		Typeflag: typ,
+		Name:     name,
+		Size:     size,
+		Mode:     mode,
+		ModTime:  mtime,
+		Format:   tar.FormatGNU,
+	}
+}
+
+// gz compresses b with no name and no time in the header, like gzip -n.
+func gz(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
