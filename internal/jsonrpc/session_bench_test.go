@@ -1,0 +1,39 @@
+package jsonrpc
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/delvedns/delve/internal/api"
+)
+
+// BenchmarkSessionLookup is the daemon's path for one lookup request without the socket: check
+// the message, decode the params, run the handler, encode the result, as on a connection whose
+// client asks one question at a time.
+func BenchmarkSessionLookup(b *testing.B) {
+	type params struct {
+		Name     *string `json:"name"`
+		Type     *string `json:"type"`
+		Upstream *string `json:"upstream"`
+	}
+	handler := func(_ context.Context, _ string, raw json.RawMessage, _ string) (any, error) {
+		var p params
+		if err := DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		return &api.Lookup{Name: *p.Name, Types: []string{*p.Type}, Rcode: "NOERROR",
+			Answers:   []api.Answer{{Name: *p.Name, Type: "A", TTL: 300, Data: "198.18.0.7"}},
+			Addresses: []string{"198.18.0.7"}, Upstream: "bench", Cached: true}, nil
+	}
+	done := make(chan []byte, 1)
+	s := NewSession(context.Background(), SessionOptions{Handler: handler, From: "socket",
+		Send: func(b []byte) bool { done <- b; return true }})
+	defer s.Wait()
+	req := []byte(`{"jsonrpc":"2.0","id":1,"method":"lookup","params":{"name":"h7.bench.delve.test.","type":"A"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Handle(req)
+		<-done
+	}
+}
