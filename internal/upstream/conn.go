@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,6 +185,12 @@ func (c *conn) writeLoop() {
 			return
 		}
 		buf = append(buf[:0], cl.frame...)
+		if len(c.writeq) == 0 {
+			// Let the callers that are about to queue a query do so first: under load that
+			// makes one TLS record and one write of several queries instead of one each. With
+			// nothing else to run it returns at once.
+			runtime.Gosched()
+		}
 		// Coalesce what else is queued, so that a burst of queries leaves in one TLS record
 		// (RFC 7858 §3.3: hand the prefix and message to TCP in one write).
 	more:
