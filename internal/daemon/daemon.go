@@ -22,6 +22,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/dnsserver"
 	"github.com/delvedns/delve/internal/engine"
 	"github.com/delvedns/delve/internal/jsonrpc"
 	"github.com/delvedns/delve/internal/jsonrpc/ws"
@@ -63,6 +64,9 @@ type Daemon struct {
 
 	lookups, failures atomic.Uint64
 
+	sig         <-chan os.Signal
+	stopSignals func()
+
 	mu        sync.Mutex // serialises reloads; guards what follows
 	cfg       *uci.Config
 	rpc       *jsonrpc.Server
@@ -71,6 +75,10 @@ type Daemon struct {
 	wsrv      *ws.Server
 	wsAddr    string
 	wsToken   string
+	dns       *dnsserver.Server // nil when main.listen is empty
+	dnsAddrs  []string
+	dnsTO     time.Duration
+	dnsPast   dnsserver.Stats // counters of listeners a reload replaced
 	wg        sync.WaitGroup
 	reloadErr string
 }
@@ -84,6 +92,17 @@ func New(opts Options) (*Daemon, error) {
 		opts.Stderr = os.Stderr
 	}
 	d := &Daemon{opts: opts, started: time.Now()}
+	// Go's default for SIGHUP and SIGUSR1 is to exit, and procd may send a reload right after
+	// the start: take them over before anything else.
+	d.sig = opts.Signals
+	if d.sig == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1)
+		d.sig = ch
+		d.stopSignals = func() { signal.Stop(ch) }
+	} else {
+		d.stopSignals = func() {}
+	}
 	// procd and logd add timestamps: the log lines carry none of their own.
 	d.log = slog.New(slog.NewTextHandler(opts.Stderr, &slog.HandlerOptions{
 		Level: &d.level,
@@ -103,18 +122,18 @@ func New(opts Options) (*Daemon, error) {
 		}
 	}
 	cfg, err := d.load()
+	if err == nil && !cfg.Enabled {
+		err = ErrDisabled
+	}
+	if err == nil {
+		d.level.Set(cfg.LogLevel)
+		for _, w := range cfg.Warnings {
+			d.log.Warn(w)
+		}
+		d.eng, err = engine.New(cfg, engine.Options{Logger: d.log, Tune: opts.Tune})
+	}
 	if err != nil {
-		return nil, err
-	}
-	if !cfg.Enabled {
-		return nil, ErrDisabled
-	}
-	d.level.Set(cfg.LogLevel)
-	for _, w := range cfg.Warnings {
-		d.log.Warn(w)
-	}
-	d.eng, err = engine.New(cfg, engine.Options{Logger: d.log, Tune: opts.Tune})
-	if err != nil {
+		d.stopSignals()
 		return nil, err
 	}
 	d.cfg = cfg
@@ -134,23 +153,19 @@ func (d *Daemon) load() (*uci.Config, error) {
 // Run serves until ctx ends (SIGTERM), then shuts down: it stops accepting, lets lookups in
 // flight finish (at most ShutdownGrace), removes the socket and returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer d.stopSignals()
 	d.mu.Lock()
-	err := d.listen(d.cfg)
+	cfg := d.cfg
+	err := d.listen(cfg)
 	d.mu.Unlock()
 	if err != nil {
 		d.eng.Close()
 		return err
 	}
-	d.log.Info("delve serving", "version", version.Version, "socket", d.cfg.Socket, "websocket", d.cfg.WebSocket,
-		"upstreams", len(d.cfg.EnabledUpstreams()), "config", d.path)
+	d.log.Info("delve serving", "version", version.Version, "socket", cfg.Socket, "websocket", cfg.WebSocket,
+		"listen", cfg.Listen, "upstreams", len(cfg.EnabledUpstreams()), "config", d.path)
 
-	sig := d.opts.Signals
-	if sig == nil {
-		ch := make(chan os.Signal, 4)
-		signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1)
-		defer signal.Stop(ch)
-		sig = ch
-	}
+	sig := d.sig
 	for {
 		select {
 		case <-ctx.Done():
@@ -198,6 +213,20 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 		wsl = l
 	}
 
+	// The DNS listener cannot bind its addresses twice: the old one closes before the new one
+	// opens, and comes back if the new one cannot.
+	if !slices.Equal(cfg.Listen, d.dnsAddrs) || (d.dns != nil && cfg.Timeout != d.dnsTO) {
+		if err := d.listenDNS(cfg.Listen, cfg.Timeout); err != nil {
+			if sock != nil {
+				_ = sock.Close()
+			}
+			if wsrv != nil {
+				_ = wsl.Close()
+			}
+			return err
+		}
+	}
+
 	// Everything new is open: switch.
 	if sock != nil {
 		oldRPC, oldSock, oldPath := d.rpc, d.sock, d.sockPath
@@ -218,6 +247,67 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 		}
 	}
 	return nil
+}
+
+// listenDNS replaces the DNS listener with one on addrs (none: no listener). When the new one
+// cannot be opened, the old addresses are served again and the error is returned.
+func (d *Daemon) listenDNS(addrs []string, timeout time.Duration) error {
+	oldAddrs, oldTO := d.dnsAddrs, d.dnsTO
+	d.closeDNS()
+	if len(addrs) == 0 {
+		return nil
+	}
+	srv, err := dnsserver.Listen(dnsserver.Options{
+		Addrs: addrs, Resolver: d.eng.Resolver(), Timeout: timeout, OnQuery: d.dnsEvent, Logger: d.log,
+	})
+	if err != nil {
+		if len(oldAddrs) > 0 {
+			if err2 := d.listenDNS(oldAddrs, oldTO); err2 != nil {
+				d.log.Error("the DNS listener could not be restored", "listen", oldAddrs, "err", err2)
+			}
+		}
+		return fmt.Errorf("DNS listener: %w", err)
+	}
+	d.dns, d.dnsAddrs, d.dnsTO = srv, slices.Clone(addrs), timeout
+	return nil
+}
+
+func (d *Daemon) closeDNS() {
+	if d.dns == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	_ = d.dns.Close(ctx)
+	d.dnsPast = addStats(d.dnsPast, d.dns.Stats())
+	d.dns, d.dnsAddrs = nil, nil
+}
+
+func addStats(a, b dnsserver.Stats) dnsserver.Stats {
+	a.UDPQueries += b.UDPQueries
+	a.TCPQueries += b.TCPQueries
+	a.Answered += b.Answered
+	a.Cached += b.Cached
+	a.Refused += b.Refused
+	a.FormErr += b.FormErr
+	a.ServFail += b.ServFail
+	a.Truncated += b.Truncated
+	a.Malformed += b.Malformed
+	a.RateLimited += b.RateLimited
+	a.Overloaded += b.Overloaded
+	a.TCPConns = b.TCPConns
+	return a
+}
+
+// dnsEvent publishes a listener query to the WebSocket subscribers.
+func (d *Daemon) dnsEvent(e dnsserver.Event) {
+	if d.hub.Subscribers() == 0 {
+		return
+	}
+	d.hub.Publish(jsonrpc.Event{
+		Name: e.Name, Types: []string{e.Type}, Rcode: e.Rcode, Upstream: e.Upstream,
+		RTTms: float64(e.RTT.Microseconds()) / 1000, Cached: e.Cached, From: "dns", Time: time.Now(),
+	})
 }
 
 func (d *Daemon) serve(f func()) {
@@ -291,6 +381,7 @@ func (d *Daemon) shutdown() error {
 	defer cancel()
 	d.mu.Lock()
 	rpc, sock, path, wsrv := d.rpc, d.sock, d.sockPath, d.wsrv
+	d.closeDNS()
 	d.mu.Unlock()
 	var wg sync.WaitGroup
 	if rpc != nil {
@@ -374,22 +465,28 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 	start := time.Now()
 	res, err := d.eng.Resolver().Lookup(ctx, name, types, via)
 	d.lookups.Add(1)
-	ev := jsonrpc.Event{Name: name, From: from, Time: start}
-	for _, t := range types {
-		ev.Types = append(ev.Types, api.TypeName(t))
-	}
 	if err != nil {
 		d.failures.Add(1)
 		aerr := lookupError(name, cfg.Timeout, err)
-		ev.Error = string(aerr.Code)
-		d.hub.Publish(ev)
+		d.lookupEvent(jsonrpc.Event{Name: name, Error: string(aerr.Code)}, types, from, start)
 		return nil, aerr
 	}
 	l := api.NewLookup(res.Name, res.Types, res.Rcode, res.Answers, res.Upstream, res.RTT, res.Cached, res.Secure)
 	l.Cap(MaxAnswers)
-	ev.Rcode, ev.Upstream, ev.RTTms, ev.Cached = l.Rcode, l.Upstream, l.RTTms, l.Cached
-	d.hub.Publish(ev)
+	d.lookupEvent(jsonrpc.Event{Name: name, Rcode: l.Rcode, Upstream: l.Upstream, RTTms: l.RTTms, Cached: l.Cached}, types, from, start)
 	return l, nil
+}
+
+// lookupEvent completes ev and publishes it, when anyone subscribed.
+func (d *Daemon) lookupEvent(ev jsonrpc.Event, types []uint16, from string, start time.Time) {
+	if d.hub.Subscribers() == 0 {
+		return
+	}
+	for _, t := range types {
+		ev.Types = append(ev.Types, api.TypeName(t))
+	}
+	ev.From, ev.Time = from, start
+	d.hub.Publish(ev)
 }
 
 // lookupError maps a resolver error to the error the transports report.
@@ -418,8 +515,10 @@ type Status struct {
 	Lookups   uint64                    `json:"lookups"`
 	Failures  uint64                    `json:"lookup_failures"`
 	// Subscribers counts WebSocket clients following lookups.
-	Subscribers int     `json:"subscribers"`
-	Process     Process `json:"process"`
+	Subscribers int `json:"subscribers"`
+	// DNS counts the plain DNS listener's queries (main.listen), across reloads.
+	DNS     *dnsserver.Stats `json:"dns,omitempty"`
+	Process Process          `json:"process"`
 }
 
 // ConfigSummary describes the running configuration.
@@ -439,6 +538,16 @@ type ConfigSummary struct {
 func (d *Daemon) status() *Status {
 	d.mu.Lock()
 	cfg, rerr := d.cfg, d.reloadErr
+	var dns *dnsserver.Stats
+	if d.dns != nil || d.dnsPast != (dnsserver.Stats{}) {
+		st := d.dnsPast
+		if d.dns != nil {
+			st = addStats(st, d.dns.Stats())
+		} else {
+			st.TCPConns = 0
+		}
+		dns = &st
+	}
 	d.mu.Unlock()
 	ups, cache := d.eng.Resolver().Status()
 	return &Status{
@@ -455,6 +564,7 @@ func (d *Daemon) status() *Status {
 		Lookups:     d.lookups.Load(),
 		Failures:    d.failures.Load(),
 		Subscribers: d.hub.Subscribers(),
+		DNS:         dns,
 		Process:     process(),
 	}
 }
