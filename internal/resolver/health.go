@@ -25,6 +25,11 @@ type member struct {
 	downSince time.Time
 	lastErr   string
 	probing   bool
+	kick      chan struct{} // wakes the probe when the member is reset
+}
+
+func newMember(u *upstream.Upstream) *member {
+	return &member{u: u, kick: make(chan struct{}, 1)}
 }
 
 func (m *member) healthy() bool {
@@ -60,7 +65,14 @@ func (m *member) succeeded() {
 	m.down = false
 }
 
-func (m *member) reset() { m.succeeded() }
+// reset forgets the failures and ends a probe that is waiting out its backoff.
+func (m *member) reset() {
+	m.succeeded()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
 
 func (m *member) lastError() string {
 	m.mu.Lock()
@@ -89,6 +101,7 @@ func (r *Resolver) probe(s *upstreamSet, m *member) {
 	for {
 		select {
 		case <-t.C:
+		case <-m.kick:
 		case <-r.ctx.Done():
 			return
 		}

@@ -129,7 +129,7 @@ func (r *Resolver) Configure(opts Options, ups []*upstream.Upstream) {
 	for _, u := range ups {
 		m := old[u]
 		if m == nil {
-			m = &member{u: u}
+			m = newMember(u)
 		}
 		s.members = append(s.members, m)
 		s.byName[u.Name()] = m
