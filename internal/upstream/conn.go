@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -18,6 +19,11 @@ import (
 // the server, or the server may have dropped it: it is retried on a fresh connection
 // (RFC 7766 §6.2.4) and, for a connection that had worked before, not held against the upstream.
 var errConnLost = errors.New("connection closed before the reply")
+
+// errConnDone is errConnLost on a connection that answered other queries after this one was
+// sent: the server is up, and closes its connections after a query or a few (some servers do
+// not pipeline). Sending the query again is not one of its attempts (see exchange).
+var errConnDone = fmt.Errorf("%w, after answering other queries", errConnLost)
 
 // errStalled closes a connection on which a query timed out while nothing at all was read.
 var errStalled = errors.New("the server stopped answering on this connection")
@@ -309,8 +315,13 @@ func (c *conn) fail(err error) {
 	c.idleT.Stop()
 	close(c.done)
 	_ = c.nc.Close()
+	reads := c.reads.Load()
 	for _, cl := range pending {
-		cl.reply <- result{err: errConnLost}
+		if reads > cl.sent {
+			cl.reply <- result{err: errConnDone}
+		} else {
+			cl.reply <- result{err: errConnLost}
+		}
 	}
 	c.u.removeConn(c)
 }

@@ -26,8 +26,14 @@ const (
 	DefaultDialTimeout = 5 * time.Second
 )
 
-// maxAttempts bounds how often one query is sent again after its connection closed under it.
-const maxAttempts = 3
+// maxAttempts bounds how often one query is sent after its connection closed under it without
+// answering anything else; maxDoneRetries bounds the resends after connections that did answer
+// others first (errConnDone): with a server that answers one query per connection, the queries
+// pipelined behind the first each need one more connection.
+const (
+	maxAttempts    = 3
+	maxDoneRetries = 64
+)
 
 // ErrClosed is returned by Exchange after Close.
 var ErrClosed = errors.New("upstream closed")
@@ -106,9 +112,14 @@ type Upstream struct {
 }
 
 type dialing struct {
-	done chan struct{}
-	err  error
+	ctx    context.Context // bounds the dial: DialTimeout, Close, Reset
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
 }
+
+// errDialAbandoned ends a dial that Reset gave up on; whoever waited for it dials again.
+var errDialAbandoned = errors.New("connecting was abandoned by a reset")
 
 // New checks opts and returns an Upstream. It does not connect: the first Exchange does.
 func New(opts Options) (*Upstream, error) {
@@ -199,7 +210,7 @@ func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		return nil, err
 	}
 	question := wire[12:questionEnd(wire)]
-	for attempt := 1; ; attempt++ {
+	for attempt, done := 1, 0; ; {
 		c, err := u.acquire(ctx)
 		if err != nil {
 			return nil, err
@@ -209,11 +220,19 @@ func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		if err == nil {
 			return u.reply(c, q, raw, time.Since(start))
 		}
-		if errors.Is(err, errConnLost) {
-			if attempt < maxAttempts && ctx.Err() == nil {
+		if errors.Is(err, errConnLost) && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, errConnDone) && done < maxDoneRetries:
+				done++
+				u.stats.retries.Add(1)
+				continue
+			case attempt < maxAttempts:
+				attempt++
 				u.stats.retries.Add(1)
 				continue
 			}
+		}
+		if errors.Is(err, errConnLost) {
 			err = ErrConnClosed
 		}
 		return nil, fmt.Errorf("upstream %s: %w", u.label(), err)
@@ -264,9 +283,11 @@ func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
 			return best, nil
 		}
 		if u.dialing == nil && len(u.conns) < u.opts.MaxConns {
-			u.dialing = &dialing{done: make(chan struct{})}
+			d := &dialing{done: make(chan struct{})}
+			d.ctx, d.cancel = context.WithTimeout(u.ctx, u.opts.DialTimeout)
+			u.dialing = d
 			u.dials.Add(1)
-			go u.dial(u.dialing)
+			go u.dial(d)
 		}
 		d, wake := u.dialing, u.notify
 		u.mu.Unlock()
@@ -277,7 +298,7 @@ func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
 		}
 		select {
 		case <-dialDone:
-			if d.err != nil {
+			if d.err != nil && !errors.Is(d.err, errDialAbandoned) {
 				return nil, d.err
 			}
 		case <-wake:
@@ -291,19 +312,25 @@ func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
 // impatient caller does not abort a handshake the others are waiting for.
 func (u *Upstream) dial(d *dialing) {
 	defer u.dials.Done()
-	ctx, cancel := context.WithTimeout(u.ctx, u.opts.DialTimeout)
-	defer cancel()
-	tc, err := u.handshake(ctx)
+	defer d.cancel()
+	tc, err := u.handshake(d.ctx)
 
 	u.mu.Lock()
-	u.dialing = nil
-	if err == nil {
-		if u.closed {
-			_ = tc.Close()
-			err = ErrClosed
-		} else {
-			u.conns = append(u.conns, newConn(u, tc))
-		}
+	abandoned := u.dialing != d // Reset gave up on it: it went out over a link that is gone
+	if !abandoned {
+		u.dialing = nil
+	}
+	switch {
+	case err == nil && u.closed:
+		_ = tc.Close()
+		err = ErrClosed
+	case err == nil && abandoned:
+		_ = tc.Close()
+		err = errDialAbandoned
+	case err == nil:
+		u.conns = append(u.conns, newConn(u, tc))
+	case abandoned && !u.closed:
+		err = errDialAbandoned
 	}
 	d.err = err
 	close(d.done)
@@ -368,11 +395,21 @@ func (u *Upstream) removeConn(c *conn) {
 }
 
 // Reset closes every connection, as after a WAN change. Queries in flight are sent again on a
-// fresh connection.
+// fresh connection. A connection being set up is abandoned too, since it may be going out over
+// the link that is gone: whoever waits for it gets a fresh one instead of waiting out
+// DialTimeout.
 func (u *Upstream) Reset() {
 	u.mu.Lock()
 	conns := append([]*conn(nil), u.conns...)
+	d := u.dialing
+	u.dialing = nil
+	if d != nil {
+		u.broadcastLocked()
+	}
 	u.mu.Unlock()
+	if d != nil {
+		d.cancel()
+	}
 	for _, c := range conns {
 		c.fail(errConnLost)
 	}
