@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -261,7 +262,13 @@ func (a *Args) run(ctx context.Context, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	eng, err := engine.New(cfg, engine.Options{})
+	var warnMu sync.Mutex // the types of a lookup run in parallel
+	eng, err := engine.New(cfg, engine.Options{OnClockTolerance: func(upstream string, now, validFrom time.Time) {
+		warnMu.Lock()
+		defer warnMu.Unlock()
+		fmt.Fprintf(stderr, "delve: warning: accepted the certificate of upstream %s although it is not valid yet (valid from %s): the system clock (%s) is earlier than this build of delve and tolerate_unset_clock is on\n",
+			upstream, validFrom.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}})
 	if err != nil {
 		fmt.Fprintln(stderr, "delve:", err)
 		return ExitUsage

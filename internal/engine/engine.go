@@ -27,6 +27,10 @@ type Options struct {
 	// ClockUnsynced tells whether the system clock is known to be wrong; it is used only when the
 	// configuration turns tolerate_unset_clock on. Default: version.ClockBeforeBuild.
 	ClockUnsynced func(time.Time) bool
+	// OnClockTolerance, when set, is told too each time tolerate_unset_clock let a certificate
+	// that is not valid yet through (the log gets a warning either way; the command line, whose
+	// log goes nowhere, prints one).
+	OnClockTolerance func(upstream string, now, validFrom time.Time)
 	// Tune adjusts each upstream's options before it is made (tests use it for short timeouts).
 	Tune func(*upstream.Options)
 	// Grace is how long a removed upstream stays open for lookups still using it; default: the
@@ -188,6 +192,9 @@ func (e *Engine) clockUnsynced(now time.Time) bool {
 func (e *Engine) clockTolerated(upstream string, now, checkedAt time.Time) {
 	e.log.Warn("accepted a certificate that is not valid yet, because the system clock is earlier than this build of delve (tolerate_unset_clock is on); set the clock with NTP",
 		"upstream", upstream, "clock", now.UTC().Format(time.RFC3339), "valid_from", checkedAt.UTC().Format(time.RFC3339), "built", version.Built().UTC().Format(time.RFC3339))
+	if e.opts.OnClockTolerance != nil {
+		e.opts.OnClockTolerance(upstream, now, checkedAt)
+	}
 }
 
 // Options2Upstream turns one configured upstream into upstream options.
