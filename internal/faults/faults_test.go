@@ -485,7 +485,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 		t.Fatalf("the log does not name the bad value:\n%s", p.log.String())
 	}
 	methodLogged := p.count(logged) >= 2 // SIGHUP's refusal and the method's
-	time.Sleep(500 * time.Millisecond) // the load runs on with the old configuration
+	time.Sleep(500 * time.Millisecond)   // the load runs on with the old configuration
 	if err := os.WriteFile(c.path(), good, 0o644); err != nil {
 		t.Fatal(err)
 	}
