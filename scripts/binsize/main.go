@@ -162,7 +162,7 @@ func Package(sym string) string {
 	} else if strings.HasPrefix(s, "go:") {
 		return "(linker: " + strings.TrimRight(strings.SplitN(s, ".", 2)[0], "*") + ")"
 	}
-	// Peel composite type syntax down to the first named element: *T, []T, [4]T, map[K]V, chan T.
+	// Peel composite type syntax down to the named element: *T, []T, [4]T, map[K]V, chan T.
 	for {
 		switch {
 		case strings.HasPrefix(s, "*"):
@@ -172,7 +172,19 @@ func Package(sym string) string {
 		case strings.HasPrefix(s, "[") && strings.Contains(s, "]"):
 			s = s[strings.Index(s, "]")+1:]
 		case strings.HasPrefix(s, "map["):
-			s = s[len("map["):]
+			// map[K]V belongs with V: the key is most often a builtin type.
+			depth, i := 0, len("map")
+			for ; i < len(s); i++ {
+				if s[i] == '[' {
+					depth++
+				} else if s[i] == ']' {
+					depth--
+					if depth == 0 {
+						break
+					}
+				}
+			}
+			s = s[min(i+1, len(s)):]
 		case strings.HasPrefix(s, "chan "), strings.HasPrefix(s, "<-chan "):
 			s = s[strings.Index(s, " ")+1:]
 		case strings.HasPrefix(s, "chan<- "):
