@@ -160,8 +160,33 @@ func (s *Server) refuse(nc net.Conn, err error, tooLarge bool) {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.As(err, &ne):
 		// The client went away or was too slow: nobody to answer.
 	default:
-		s.log.Debug("reading an HTTP request", "remote", nc.RemoteAddr().String(), "err", err)
+		s.log.Debug("reading an HTTP request", "remote", nc.RemoteAddr().String(), "err", s.redact(err.Error()))
 		writeRaw(nc, http.StatusBadRequest, "")
+	}
+}
+
+// redact hides what a request may carry of the token in a message quoting it (http.ReadRequest's
+// errors quote the malformed request line or header line): the token itself, and every query
+// string, where it may be percent-encoded.
+func (s *Server) redact(msg string) string {
+	if s.opts.Token != "" {
+		msg = strings.ReplaceAll(msg, s.opts.Token, "<token>")
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(msg, '?')
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:i+1])
+		b.WriteString("…")
+		msg = msg[i+1:]
+		if j := strings.IndexAny(msg, " \"\\"); j >= 0 {
+			msg = msg[j:]
+		} else {
+			msg = ""
+		}
 	}
 }
 
