@@ -2,9 +2,12 @@ package upstream
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,5 +130,38 @@ func TestServerClosesAfterEachQueryConcurrent(t *testing.T) {
 	}
 	if st := u.Stats(); st.Errors != 0 || st.ConnsOpened < n {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestHandshakeTimeoutSaysSo: a server that takes the TCP connection and never answers the
+// ClientHello (plain DNS on the DoT port waits for the rest of what it took for a query) makes
+// the exchange fail at its deadline with an error that says connecting did not finish.
+func TestHandshakeTimeoutSaysSo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	u, err := New(Options{Name: "silent", Address: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLSName: "dot.delve.test", DialTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close() })
+	_, err = u.Exchange(ctxT(t, 100*time.Millisecond), query("silent.example."))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connecting did not finish in time (TCP and TLS handshake)") {
+		t.Fatalf("err = %v", err)
 	}
 }

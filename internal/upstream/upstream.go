@@ -303,6 +303,11 @@ func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
 			}
 		case <-wake:
 		case <-ctx.Done():
+			if d != nil {
+				// Say what was not done in time: a server that takes TCP and never answers the
+				// ClientHello (plain DNS on the DoT port, a black hole) ends up here.
+				return nil, fmt.Errorf("upstream %s: connecting did not finish in time (TCP and TLS handshake): %w", u.label(), ctx.Err())
+			}
 			return nil, fmt.Errorf("upstream %s: %w", u.label(), ctx.Err())
 		}
 	}
