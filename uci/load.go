@@ -206,6 +206,9 @@ func compareTree(tree gouci.Tree, name string, raw *rawFile) string {
 					rawVals = o.values
 				}
 				if g, w := cleanValues(vals), cleanValues(rawVals); !slices.Equal(g, w) {
+					if secretOptions[opt] {
+						return fmt.Sprintf("%s.%s differs (not shown: it is a secret)", s.ref, opt)
+					}
 					return fmt.Sprintf("%s.%s is %q, want %q", s.ref, opt, g, w)
 				}
 			}

@@ -194,7 +194,11 @@ func (r *uciReader) statements() {
 			}
 			name := r.nextArg(line, "option name", argName)
 			value := r.nextArg(line, "", argValue)
-			r.assertEOL(line)
+			if secretOptions[name] {
+				r.assertEOLSecret(line, name)
+			} else {
+				r.assertEOL(line)
+			}
 			r.set(line, name, value, kw == "list")
 		}
 	}
@@ -338,6 +342,15 @@ func (r *uciReader) assertEOL(line int) {
 	r.skipSpace()
 	if extra := r.nextArg(line, "", argValue); extra != "" {
 		r.fail(line, "too many arguments (%s is one too many; quote values that hold spaces)", quoteShort(extra))
+	}
+}
+
+// assertEOLSecret is assertEOL for the value of a secret option: the extra word is part of the
+// secret more often than not, and the message goes to the log.
+func (r *uciReader) assertEOLSecret(line int, name string) {
+	r.skipSpace()
+	if extra := r.nextArg(line, "", argValue); extra != "" {
+		r.fail(line, "too many arguments for %s (not shown: it is a secret; quote values that hold spaces)", name)
 	}
 }
 

@@ -25,6 +25,10 @@ var knownOptions = map[string][]string{
 	"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 }
 
+// secretOptions hold values that no message quotes: messages end up in the log (a reload's
+// refusal is logged), which may be read by more people than the file.
+var secretOptions = map[string]bool{"websocket_token": true}
+
 // otherNames are option names that other DNS packages use for what delve calls differently,
 // so that the warning can say so.
 var otherNames = map[string]string{
@@ -165,6 +169,10 @@ func (b *builder) scalar(sec, opt string) (string, bool) {
 		return "", false
 	case 1:
 		return vals[0], true
+	}
+	if secretOptions[opt] {
+		b.fail(sec, opt, "has %d values (not shown: it is a secret); want one", len(vals))
+		return "", false
 	}
 	q := make([]string, len(vals))
 	for i, v := range vals {

@@ -79,6 +79,8 @@ func TestLoadBadValues(t *testing.T) {
 			`delve.main.websocket: "::1:8053" is not IP:port (the host must be an IP address, such as 127.0.0.1:8053 or [::1]:8053)`, 2},
 		{"websocket on the LAN without token", withMain("option websocket '192.168.1.1:8053'"),
 			"delve.main.websocket_token: must be set because websocket 192.168.1.1:8053 is not a loopback address (anyone who reaches it could use the resolver)", 1},
+		{"websocket_token twice is not quoted", withMain("list websocket_token 'secret1'", "list websocket_token 'secret2'"),
+			"delve.main.websocket_token: has 2 values (not shown: it is a secret); want one", 3},
 		{"websocket on all addresses without token", withMain("option websocket '[::]:8053'", "option websocket_token ''"),
 			"delve.main.websocket_token: must be set because websocket [::]:8053 is not a loopback address (anyone who reaches it could use the resolver)", 1},
 		{"listen without port", withMain("list listen '127.0.0.1'"), `delve.main.listen: "127.0.0.1" is not IP:port (such as 127.0.0.1:5453 or [::1]:5453)`, 2},
