@@ -144,6 +144,13 @@ func (r *Resolver) Close() {
 	r.closed = true
 	r.workMu.Unlock()
 	r.cancel()
+	// Flights started before closed was set are in r.flights until they finish; later ones do
+	// not start (goWork).
+	r.flightMu.Lock()
+	for _, f := range r.flights {
+		f.cancel()
+	}
+	r.flightMu.Unlock()
 	r.work.Wait()
 }
 
@@ -212,17 +219,22 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 
 	// Identical questions in flight share one upstream query.
 	fk := flightKey{k, via}
+	var fctx context.Context
+	var cancel context.CancelFunc
 	r.flightMu.Lock()
 	f, joined := r.flights[fk]
 	if !joined {
-		f = &flight{done: make(chan struct{})}
+		// The query runs on its own goroutine with the first caller's deadline, so that callers
+		// who give up return at once while the others still get the answer. Its context is not
+		// a child of r.ctx: registering every flight with one shared parent (a lock and a map
+		// insert and delete) cost more than the flight's own work; Close cancels the flights in
+		// r.flights instead.
+		fctx, cancel = context.WithDeadline(context.Background(), deadline(ctx))
+		f = &flight{done: make(chan struct{}), cancel: cancel}
 		r.flights[fk] = f
 	}
 	r.flightMu.Unlock()
 	if !joined {
-		// The query runs on its own goroutine with the first caller's deadline, so that callers
-		// who give up return at once while the others still get the answer.
-		fctx, cancel := context.WithDeadline(r.ctx, deadline(ctx))
 		started := r.goWork(func() {
 			defer cancel()
 			f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
@@ -267,10 +279,11 @@ type flightKey struct {
 }
 
 type flight struct {
-	done  chan struct{}
-	entry *entry
-	info  Info
-	err   error
+	done   chan struct{}
+	cancel context.CancelFunc // ends the query (Close)
+	entry  *entry
+	info   Info
+	err    error
 }
 
 // query asks the upstreams in strategy order until one answers, and caches the answer.
@@ -341,7 +354,7 @@ func (e attemptErrors) Unwrap() []error { return e }
 // half of it while others remain, so that a stalled upstream leaves time for the next.
 func attemptContext(ctx context.Context, remaining int) (context.Context, context.CancelFunc) {
 	if remaining <= 1 {
-		return context.WithCancel(ctx)
+		return ctx, func() {} // the whole of ctx: no child context needed
 	}
 	left := time.Until(deadline(ctx))
 	return context.WithTimeout(ctx, left/2)

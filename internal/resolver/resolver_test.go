@@ -26,7 +26,7 @@ type dotServer struct {
 	queries atomic.Int64
 }
 
-func newDoTServer(t *testing.T, h func(w dns.ResponseWriter, q *dns.Msg)) *dotServer {
+func newDoTServer(t testing.TB, h func(w dns.ResponseWriter, q *dns.Msg)) *dotServer {
 	t.Helper()
 	ca, err := testenv.NewCA("resolver test CA")
 	if err != nil {
@@ -391,6 +391,34 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestCloseEndsFlights: Close ends an upstream query in flight at once, not at its deadline, and
+// its caller gets an error.
+func TestCloseEndsFlights(t *testing.T) {
+	stall := newDoTServer(t, func(w dns.ResponseWriter, q *dns.Msg) { time.Sleep(3 * time.Second) })
+	r := New(Options{Timeout: 10 * time.Second}, []*upstream.Upstream{stall.upstream(t, "stall")})
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Lookup(context.Background(), "stall.example.", []uint16{dns.TypeA}, "")
+		done <- err
+	}()
+	for stall.queries.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	r.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v with a query in flight", d)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the lookup succeeded after Close")
+		}
+	case <-time.After(time.Second):
+		t.Error("the lookup did not end after Close")
+	}
+}
+
 func TestConfigureKeepsCacheAndHealth(t *testing.T) {
 	a, b := newDoTServer(t, reply(dns.RcodeSuccess, 0)), newDoTServer(t, reply(dns.RcodeSuccess, 0))
 	ua, ub := a.upstream(t, "a"), b.upstream(t, "b")
@@ -407,4 +435,29 @@ func TestConfigureKeepsCacheAndHealth(t *testing.T) {
 	if err != nil || res.Upstream != "b" {
 		t.Fatalf("new order not used: %+v %v", res, err)
 	}
+}
+
+// BenchmarkLookupMiss is a cache miss through one upstream (an in-process DoT server), with 16
+// lookups in flight at a time, as a router's DNS listener sees them.
+func BenchmarkLookupMiss(b *testing.B) {
+	srv := newDoTServer(b, reply(dns.RcodeSuccess, 0))
+	u, err := upstream.New(upstream.Options{Name: "bench", Address: "127.0.0.1", Port: srv.port, TLSName: "dot.delve.test", RootCAs: srv.ca.Pool()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer u.Close()
+	r := New(Options{CacheSize: 1024}, []*upstream.Upstream{u})
+	defer r.Close()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8) // 8 × GOMAXPROCS lookups in flight
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			name := "n" + strconv.FormatInt(seq.Add(1), 10) + ".example."
+			if _, err := r.Lookup(context.Background(), name, []uint16{dns.TypeA}, ""); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
