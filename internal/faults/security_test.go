@@ -321,7 +321,7 @@ func TestUpstreamTLSNeverDowngraded(t *testing.T) {
 	const qname = "leakcheck.example"
 	wire := []byte("\x09leakcheck\x07example") // how the name would look in a DNS query
 	old := newDotServer(t, dotOptions{tune: func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11 }}, healthy)
-	chatty := newCapture(t, func(first []byte) []byte {
+	chatty := newCapture(t, "", func(first []byte) []byte {
 		// A plain DNS server answering what it took for a query: FORMERR, ID from the bytes.
 		m := new(dns.Msg)
 		m.Id = uint16(first[2])<<8 | uint16(first[3])
@@ -330,8 +330,7 @@ func TestUpstreamTLSNeverDowngraded(t *testing.T) {
 		return append([]byte{0, byte(len(raw))}, raw...)
 	})
 	plain := testenv.UnboundT(t, testenv.UnboundOptions{Plain: true})
-	quiet := newCapture(t, nil)
-	quiet.target = plain.PlainAddr() // a real plain-DNS server behind the capture
+	quiet := newCapture(t, plain.PlainAddr(), nil) // a real plain-DNS server behind the capture
 
 	cases := []struct {
 		name string
@@ -401,12 +400,12 @@ type capture struct {
 	wg  sync.WaitGroup
 }
 
-func newCapture(t testing.TB, reply func([]byte) []byte) *capture {
+func newCapture(t testing.TB, target string, reply func([]byte) []byte) *capture {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &capture{ln: ln, reply: reply}
+	c := &capture{ln: ln, reply: reply, target: target}
 	var conns sync.Map
 	c.wg.Add(1)
 	go func() {
@@ -441,7 +440,8 @@ func (c *capture) serve(nc net.Conn) {
 			return
 		}
 		defer out.Close()
-		go func() { _, _ = io.Copy(nc, out) }()
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); _, _ = io.Copy(nc, out); nc.Close() }()
 	}
 	r := bufio.NewReader(nc)
 	buf := make([]byte, 4096)
