@@ -115,22 +115,31 @@ func ParseType(s string) (uint16, error) {
 	if !ok || t == dns.TypeNone {
 		n, isNum := strings.CutPrefix(u, "TYPE")
 		if !isNum {
-			return 0, errors.New("unknown record type " + strconv.Quote(s))
+			return 0, errors.New("unknown record type " + quoteShort(s))
 		}
 		v, err := strconv.ParseUint(n, 10, 32)
 		switch {
 		case err == nil && v >= 1 && v <= 65535:
 			t = uint16(v)
 		case err == nil || errors.Is(err, strconv.ErrRange):
-			return 0, errors.New("record type number " + strconv.Quote(s) + " is out of range (1-65535)")
+			return 0, errors.New("record type number " + quoteShort(s) + " is out of range (1-65535)")
 		default:
-			return 0, errors.New("unknown record type " + strconv.Quote(s))
+			return 0, errors.New("unknown record type " + quoteShort(s))
 		}
 	}
 	if why := MetaType(t); why != "" {
-		return 0, errors.New("record type " + strconv.Quote(s) + " " + why + ", not a record type a lookup can ask for")
+		return 0, errors.New("record type " + quoteShort(s) + " " + why + ", not a record type a lookup can ask for")
 	}
 	return t, nil
+}
+
+// quoteShort quotes s for a message, cut after 32 bytes: an error need not echo a whole
+// hostile argument.
+func quoteShort(s string) string {
+	if len(s) <= 32 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:32]) + "…"
 }
 
 // MetaType says what t is when it is not a type a lookup may ask for, else "". Refused are the

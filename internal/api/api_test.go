@@ -36,6 +36,7 @@ func TestParseType(t *testing.T) {
 		{"TYPE0", 0, `"TYPE0" is out of range (1-65535)`},
 		{"TYPE65536", 0, `"TYPE65536" is out of range (1-65535)`},
 		{"TYPE99999999999999999999", 0, "is out of range"},
+		{strings.Repeat("TYPE1 ", 10000), 0, `unknown record type "TYPE1 TYPE1 TYPE1 TYPE1 TYPE1 TY"…`},
 		{"TYPE65535", 0, `"TYPE65535" is reserved`},
 		{"RESERVED", 0, `unknown record type "RESERVED"`},
 		{"OPT", 0, `"OPT" is the EDNS(0) pseudo-record`},
