@@ -37,8 +37,13 @@ test: deps lint
 DIST      ?= dist
 ARCHES    := $(shell sed 's/\#.*//' scripts/arches | awk 'NF {print $$1}')
 SIZE_ARCH ?= arm_cortex-a7_neon-vfpv4
-SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-IPK_VERSION ?= $(shell ./scripts/pkgversion)
+# Evaluated once (:=), so that a commit landing during a long make does not mix two versions.
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+endif
+ifeq ($(origin IPK_VERSION),undefined)
+IPK_VERSION := $(shell ./scripts/pkgversion)
+endif
 BUILD_ARCH = GO='$(GO)' VERSION='$(VERSION)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' ./scripts/build-arch
 MKIPK      = $(DIST)/.tools/mkipk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
 ipk_name   = $(DIST)/delve_$(IPK_VERSION)_$(1).ipk
@@ -80,3 +85,11 @@ size: ipk-all
 	 echo; echo "budget $(SIZE_ARCH): binary $$bin bytes, $$(verdict $$bin 6000000); .ipk $$ipk bytes, $$(verdict $$ipk 2300000)"
 	@$(BUILD_ARCH) $(SIZE_ARCH) $(DIST)/$(SIZE_ARCH)/delve.unstripped unstripped
 	@echo; $(GO) run ./scripts/binsize -top 30 $(DIST)/$(SIZE_ARCH)/delve.unstripped
+
+# Benchmarks: delve against stubby, unbound as a DoT forwarder and kdig, all on one loopback DoT
+# upstream (bench/README.md). Installs what it runs (as root), prints the table and writes it to
+# bench/results/. Not part of test: nothing asserts a time. Options: BENCHFLAGS='-duration 2s'.
+.PHONY: bench
+bench:
+	./bench/deps.sh
+	$(GO) run ./bench/cmd/delvebench -version '$(VERSION)' $(BENCHFLAGS)
