@@ -1,14 +1,25 @@
 package crossbuild
 
 import (
+	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/delvedns/delve/internal/testenv"
 )
@@ -84,6 +95,9 @@ func TestQemu(t *testing.T) {
 					t.Fatalf("%q, %v: want exit status 1", out, err)
 				}
 			})
+			t.Run("daemon", func(t *testing.T) {
+				testDaemon(t, qemu, bin, ub)
+			})
 			t.Run("rpcd list", func(t *testing.T) {
 				// What rpcd runs at start, through /usr/libexec/rpcd/delve: it must answer without
 				// the daemon.
@@ -106,4 +120,148 @@ func TestQemu(t *testing.T) {
 			})
 		})
 	}
+}
+
+// testDaemon runs `delve serve` under qemu with the loopback unbound as its upstream and asks it
+// a lookup through the rpcd plugin (`delve rpcd call`, under qemu too) and through the WebSocket.
+func testDaemon(t *testing.T, qemu, bin string, ub *testenv.Unbound) {
+	// A short directory of its own: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "dvq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock, conf := filepath.Join(dir, "delve.sock"), filepath.Join(dir, "delve")
+	wsPort, err := testenv.FreePort("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsAddr := "127.0.0.1:" + strconv.Itoa(wsPort)
+	config := "config delve 'main'\n\tlist type 'A'\n\toption timeout '10000'\n" +
+		"\toption socket '" + sock + "'\n\toption websocket '" + wsAddr + "'\n\toption ca_file '" + ub.CAFile + "'\n\n" +
+		"config upstream 'unbound'\n\toption address '127.0.0.1'\n\toption port '" + strconv.Itoa(ub.Port) + "'\n\toption tls_name '" + ub.TLSName + "'\n"
+	if err := os.WriteFile(conf, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var log syncBuffer
+	cmd := exec.Command(qemu, bin, "serve", "--config", conf)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(runTimeout); ; {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case err := <-done:
+			stopped = true
+			t.Fatalf("delve serve exited (%v):\n%s", err, log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delve serve not answering on its socket after %v:\n%s", runTimeout, log.String())
+		}
+	}
+
+	lookup := `{"name":"a.delve.test","type":"A","ubus_rpc_session":"0123456789abcdef0123456789abcdef"}`
+	out, err := runStdin(runTimeout, []string{"DELVE_SOCKET=" + sock, "DELVE_CONFIG=" + conf}, lookup, qemu, bin, "rpcd", "call", "lookup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLookup(t, "rpcd call lookup", out)
+
+	ws, _, err := (&websocket.Dialer{HandshakeTimeout: runTimeout}).Dial("ws://"+wsAddr+"/", nil)
+	if err != nil {
+		t.Fatalf("WebSocket: %v\n%s", err, log.String())
+	}
+	defer ws.Close()
+	ws.SetWriteDeadline(time.Now().Add(runTimeout))
+	ws.SetReadDeadline(time.Now().Add(runTimeout))
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"lookup","params":{"name":"a.delve.test","type":"A"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(msg, &resp); err != nil {
+		t.Fatalf("%s: %v", msg, err)
+	}
+	checkLookup(t, "WebSocket lookup", resp.Result)
+	ws.Close()
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Fatalf("delve serve after SIGTERM: %v\n%s", err, log.String())
+		}
+	case <-time.After(runTimeout):
+		t.Fatalf("delve serve did not stop on SIGTERM within %v:\n%s", runTimeout, log.String())
+	}
+}
+
+func checkLookup(t *testing.T, what string, out []byte) {
+	t.Helper()
+	var r struct {
+		Rcode     string   `json:"rcode"`
+		Addresses []string `json:"addresses"`
+		Error     string   `json:"error"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%s: %q: %v", what, out, err)
+	}
+	if r.Rcode != "NOERROR" || !slices.Equal(r.Addresses, []string{"192.0.2.1"}) {
+		t.Fatalf("%s: %s", what, out)
+	}
+}
+
+// runStdin is run with stdin.
+func runStdin(timeout time.Duration, env []string, stdin string, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
