@@ -47,6 +47,7 @@ type conf struct {
 	main   []string // more main options, whole lines such as "option timeout '1000'"
 	ups    []upstreamConf
 	extra  string // appended verbatim
+	listen string // the DNS listener's address; empty: off
 }
 
 func newConf(t testing.TB) *conf {
@@ -63,7 +64,11 @@ func (c *conf) addUnbound(name string, ub *testenv.Unbound) {
 func (c *conf) text(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "config delve 'main'\n\tlist type 'A'\n\toption timeout '2000'\n\toption socket '%s'\n\tlist listen 'none'\n", c.socket)
+	listen := c.listen
+	if listen == "" {
+		listen = "none"
+	}
+	fmt.Fprintf(&b, "config delve 'main'\n\tlist type 'A'\n\toption timeout '2000'\n\toption socket '%s'\n\tlist listen '%s'\n", c.socket, listen)
 	var pem []byte
 	for _, u := range c.ups {
 		pem = append(pem, u.ca...)
@@ -296,6 +301,8 @@ func lookup(c *jsonrpc.Client, name, typ string) (*api.Lookup, time.Duration, er
 	err := call(c, "lookup", params, &l)
 	return &l, time.Since(start), err
 }
+
+type daemonStatus = daemon.Status
 
 func status(t testing.TB, c *jsonrpc.Client) daemon.Status {
 	t.Helper()
