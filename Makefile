@@ -33,7 +33,8 @@ test: deps lint
 # Router builds: static cross-builds, the .ipk opkg installs, and where the bytes go.
 # The one table of OpenWrt arch -> Go settings is scripts/arches; scripts/build-arch builds a row.
 # SOURCE_DATE_EPOCH (default: the last commit's time) fixes every timestamp, so the same commit
-# gives the same bytes. IPK_VERSION is X.Y.Z-rN from the tags, see scripts/pkgversion.
+# gives the same bytes. IPK_VERSION is X.Y.Z-rN from the tags, see scripts/pkgversion. INLINE=1
+# trades size for speed (see scripts/build-arch).
 DIST      ?= dist
 ARCHES    := $(shell sed 's/\#.*//' scripts/arches | awk 'NF {print $$1}')
 SIZE_ARCH ?= arm_cortex-a7_neon-vfpv4
@@ -44,7 +45,7 @@ endif
 ifeq ($(origin IPK_VERSION),undefined)
 IPK_VERSION := $(shell ./scripts/pkgversion)
 endif
-BUILD_ARCH = GO='$(GO)' VERSION='$(VERSION)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' ./scripts/build-arch
+BUILD_ARCH = GO='$(GO)' VERSION='$(VERSION)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' INLINE='$(INLINE)' ./scripts/build-arch
 MKIPK      = $(DIST)/.tools/mkipk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
 ipk_name   = $(DIST)/delve_$(IPK_VERSION)_$(1).ipk
 
