@@ -137,6 +137,9 @@ func cleanReply(m *dns.Msg) (keepalive uint16, hasKeepalive bool) {
 			kept = append(kept, o)
 		}
 	}
+	// The dropped options stay in the backing array past len(kept): clear them, or the cache
+	// keeps every reply's padding (often 400 octets, RFC 8467) alive with the message.
+	clear(opt.Option[len(kept):])
 	opt.Option = kept
 	return keepalive, hasKeepalive
 }
