@@ -341,6 +341,17 @@ func hostileInputs() []hostileInput {
 			rpcd: []byte(`{"name":"a.delve.test","name":"evil.example"}`), uci: func(good string) string { return good + "\toption port '853'\n" }, dns: twoOPT,
 			want: [entries]outcome{na(noJSON), bad(`params member "name" appears twice`), bad(`params member "name" appears twice`),
 				bad(`the argument "name" appears twice`), accepted(), rcode(dns.RcodeFormatError)}},
+		func() hostileInput {
+			// As many members as a request line holds: unknown ones are ignored, and finding
+			// duplicates among them must not cost the square of their number.
+			var b strings.Builder
+			for i := 0; b.Len() < jsonrpcMaxMessage-200; i++ {
+				b.WriteString(`"m` + strconv.Itoa(i) + `":0,`)
+			}
+			return rawRow("an object with 7,000 members", []byte(`{`+b.String()+`"jsonrpc":"2.0","id":1,"method":"status"}`),
+				[]byte(`{`+b.String()+`"name":"a.delve.test"}`), [entries]outcome{
+					na(noJSON), accepted(), accepted(), accepted(), na(noJSON), na(noJSON)})
+		}(),
 		rawRow("duplicate envelope keys", []byte(`{"jsonrpc":"2.0","id":1,"method":"status","method":"reload"}`), nil, [entries]outcome{
 			na(noJSON), refused(api.CodeInvalidRequest, `member "method" appears twice`), refused(api.CodeInvalidRequest, `member "method" appears twice`), na(envelope), na(noJSON), na(noJSON)}),
 		{name: "binary garbage", rpc: garbage, rpcd: garbage, uci: whole(string(garbage)), dns: garbage, want: [entries]outcome{
