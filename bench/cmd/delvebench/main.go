@@ -52,7 +52,7 @@ func run() int {
 	var c config
 	var clients, dnsperfClients string
 	flag.StringVar(&c.out, "out", "bench/results", "directory for the results file (empty: print only)")
-	flag.DurationVar(&c.dur, "duration", 4*time.Second, "time limit of each load run")
+	flag.DurationVar(&c.dur, "duration", 3*time.Second, "time limit of each load run")
 	flag.IntVar(&c.repeat, "repeat", 2, "runs of each load cell; the best is kept")
 	memEnvs := flag.String("mem-envs", "default;GOGC=50", "semicolon-separated environments (comma-separated K=V, or default) of the daemon memory runs")
 	flag.IntVar(&c.maxMiss, "max-miss", 200000, "lookup limit of each cache-miss run")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,9 +21,11 @@ const stopTimeout = 5 * time.Second
 // proc is one long-running child: a daemon under test or the upstream's neighbour.
 type proc struct {
 	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *lockedBuffer
+	// grace is how long stop waits after SIGTERM before SIGKILL; zero means stopTimeout.
+	grace time.Duration
+	cmd   *exec.Cmd
+	done  chan struct{}
+	out   *lockedBuffer
 }
 
 // children are every proc started and not yet stopped, so that an early exit stops them all.
@@ -65,7 +68,7 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, and SIGKILL after stopTimeout.
+// stop sends SIGTERM, and SIGKILL after the grace period.
 func (p *proc) stop() {
 	children.Lock()
 	delete(children.m, p)
@@ -77,7 +80,7 @@ func (p *proc) stop() {
 	select {
 	case <-p.done:
 		return
-	case <-time.After(stopTimeout):
+	case <-time.After(cmp.Or(p.grace, stopTimeout)):
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.done

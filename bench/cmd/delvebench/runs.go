@@ -283,7 +283,7 @@ func (b *bench) memTable(ctx context.Context) error {
 		e := *b.env
 		e.delveEnv = append(append([]string(nil), b.env.delveEnv...), splitEnv(envs)...)
 		w := b.workload(modeMiss, n)
-		w.max, w.dur = b.cfg.rssLook, 120*time.Second
+		w.max, w.dur = b.cfg.rssLook, 60*time.Second
 		s, err := startDelve(ctx, &e, w.prefix)
 		if err != nil {
 			return err

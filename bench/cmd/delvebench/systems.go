@@ -46,6 +46,10 @@ func (s *system) stop() { s.p.stop() }
 // the previous instance cannot collide.
 func freePort() (int, error) { return testenv.FreePort("tcp+udp") }
 
+// peerGrace is how long stubby and unbound get to exit after SIGTERM: they take one to two
+// seconds to close down and have nothing the bench needs to keep, so after that they are killed.
+const peerGrace = 300 * time.Millisecond
+
 // startStubby runs stubby with one upstream, strict TLS, and no DNSSEC.
 func startStubby(ctx context.Context, e *env, tag string) (*system, error) {
 	dir := filepath.Join(e.dir, "stubby-"+tag)
@@ -82,6 +86,7 @@ upstream_recursive_servers:
 	if err != nil {
 		return nil, err
 	}
+	p.grace = peerGrace
 	s := &system{name: "stubby", p: p, dnsAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	if err := p.waitReady(ctx, startTimeout, func(ctx context.Context) error { return probeDNS(ctx, s.dnsAddr) }); err != nil {
 		p.stop()
@@ -140,6 +145,7 @@ forward-zone:
 	if err != nil {
 		return nil, err
 	}
+	p.grace = peerGrace
 	s := &system{name: "unbound", p: p, dnsAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	if err := p.waitReady(ctx, startTimeout, func(ctx context.Context) error { return probeDNS(ctx, s.dnsAddr) }); err != nil {
 		p.stop()
