@@ -96,16 +96,30 @@ type buildResult struct {
 // once per test run.
 func buildFor(t *testing.T, archName string) string {
 	t.Helper()
+	p, err := build(archName)
+	if err != nil {
+		t.Fatalf("building %s: %v", archName, err)
+	}
+	return p
+}
+
+func build(archName string) (string, error) {
 	v, _ := built.LoadOrStore(archName, &buildResult{})
 	r := v.(*buildResult)
 	r.once.Do(func() {
 		r.path = filepath.Join(tmp, archName, "delve")
 		_, r.err = run(buildTimeout, root, []string{"SOURCE_DATE_EPOCH=" + epoch}, "./scripts/build-arch", archName, r.path)
 	})
-	if r.err != nil {
-		t.Fatalf("building %s: %v", archName, r.err)
+	return r.path, r.err
+}
+
+// buildAll starts the builds of the arches at once: they are the slow part on a cold cache.
+func buildAll(archNames ...string) {
+	var wg sync.WaitGroup
+	for _, a := range archNames {
+		wg.Go(func() { build(a) })
 	}
-	return r.path
+	wg.Wait()
 }
 
 // run runs a command in dir with extra environment and a deadline, and returns its stdout; the
