@@ -42,7 +42,7 @@ func ParseName(s string) (fqdn string, reverse bool, err error) {
 	}
 	for _, label := range strings.Split(name, ".") {
 		if label == "" {
-			return "", false, errors.New("the name " + strconv.QuoteToASCII(s) + " has an empty label")
+			return "", false, errors.New("the name " + quoteShortASCII(s) + " has an empty label")
 		}
 		if len(label) > MaxLabel {
 			return "", false, errors.New("the label " + strconv.Quote(label[:20]+"…") + " is " + strconv.Itoa(len(label)) + " bytes long, more than the 63 allowed")
@@ -61,4 +61,13 @@ func ParseName(s string) (fqdn string, reverse bool, err error) {
 		}
 	}
 	return name + ".", false, nil
+}
+
+// quoteShortASCII quotes s in ASCII for a message, cut after 40 bytes: a name can be 253 bytes of
+// control characters, four times that quoted.
+func quoteShortASCII(s string) string {
+	if len(s) <= 40 {
+		return strconv.QuoteToASCII(s)
+	}
+	return strconv.QuoteToASCII(s[:40]) + "…"
 }
