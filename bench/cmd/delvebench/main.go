@@ -225,6 +225,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.hasListener = s.dnsAddr != ""
+	b.env.listener = b.hasListener
 	s.stop()
 	if b.hasListener {
 		b.logf("delve serves plain DNS: it is driven by dnsperf as well as through its socket")

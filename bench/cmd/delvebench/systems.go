@@ -30,6 +30,9 @@ type env struct {
 	delveEnv []string
 	unbound  string
 	stubby   string
+	// listener says the delve under test serves plain DNS (found by the first start): later
+	// starts wait for it as they wait for the socket.
+	listener bool
 }
 
 // system is one running DNS-over-TLS client under test.
@@ -207,10 +210,22 @@ config upstream 'bench'
 	}
 	// The plain DNS listener is used only when this daemon serves it.
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	pctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if probeDNS(pctx, addr) == nil {
+	if e.listener {
+		if err := p.waitReady(ctx, startTimeout, func(ctx context.Context) error { return probeDNS(ctx, addr) }); err != nil {
+			p.stop()
+			return nil, err
+		}
 		s.dnsAddr = addr
+		return s, nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for pctx.Err() == nil {
+		if probeDNS(pctx, addr) == nil {
+			s.dnsAddr = addr
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return s, nil
 }
