@@ -126,6 +126,7 @@ func TestParseName(t *testing.T) {
 		{strings.Repeat("a.", 127) + "ab", "", false, "is 256 bytes long, more than the 253 allowed"},
 		{strings.Repeat("x", 1<<20), "", false, "more than the 253 allowed"},
 		{"fe80::1%eth0", "", false, `cannot make a reverse name for "fe80::1%eth0"`},
+		{"::%" + strings.Repeat("0", 1<<20), "", false, `cannot make a reverse name for "::%0000000000000000000000000000000000000"…`},
 	}
 	for _, c := range cases {
 		got, rev, err := ParseName(c.in)

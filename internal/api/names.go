@@ -29,7 +29,7 @@ func ParseName(s string) (fqdn string, reverse bool, err error) {
 	if ip, err := netip.ParseAddr(s); err == nil {
 		r, err := dns.ReverseAddr(ip.String())
 		if err != nil {
-			return "", false, errors.New("cannot make a reverse name for " + strconv.Quote(s))
+			return "", false, errors.New("cannot make a reverse name for " + quoteShortASCII(s))
 		}
 		return r, true, nil
 	}
