@@ -173,9 +173,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case s := <-sig:
 			switch s {
 			case syscall.SIGHUP:
-				if err := d.Reload(); err != nil {
-					d.log.Error("reload refused, the running configuration stays", "err", err)
-				}
+				_ = d.Reload() // a refusal is logged by Reload
 			case syscall.SIGUSR1:
 				d.log.Info("reconnecting every upstream (SIGUSR1)")
 				d.eng.ResetConnections()
@@ -201,16 +199,37 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 	var wsrv *ws.Server
 	var wsl net.Listener
 	wsChanged := cfg.WebSocket != d.wsAddr || cfg.WebSocketToken != d.wsToken
+	// A new token on the same address: the old server must let go of the address first. Its
+	// clients, who came in with the old token, are disconnected. restoreWS undoes that if a later
+	// step fails.
+	oldWSClosed := false
+	restoreWS := func() {
+		if !oldWSClosed {
+			return
+		}
+		srv, l, err := d.newWS(d.wsAddr, d.wsToken)
+		if err != nil {
+			d.log.Error("the WebSocket could not be restored", "websocket", d.wsAddr, "err", err)
+			d.wsrv, d.wsAddr, d.wsToken = nil, "", ""
+			return
+		}
+		d.wsrv = srv
+		d.serve(func() { _ = srv.Serve(l) })
+	}
 	if wsChanged && cfg.WebSocket != "" {
-		wsrv = ws.NewServer(ws.Options{Handler: d.handlerFor("websocket"), Hub: &d.hub, Token: cfg.WebSocketToken, Logger: d.log})
-		l, err := wsrv.Listen(cfg.WebSocket)
+		if cfg.WebSocket == d.wsAddr && d.wsrv != nil {
+			_ = d.wsrv.Close()
+			oldWSClosed = true
+		}
+		var err error
+		wsrv, wsl, err = d.newWS(cfg.WebSocket, cfg.WebSocketToken)
 		if err != nil {
 			if sock != nil {
 				_ = sock.Close()
 			}
+			restoreWS()
 			return fmt.Errorf("websocket %s: %w", cfg.WebSocket, err)
 		}
-		wsl = l
 	}
 
 	// The DNS listener cannot bind its addresses twice: the old one closes before the new one
@@ -223,6 +242,7 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 			if wsrv != nil {
 				_ = wsl.Close()
 			}
+			restoreWS()
 			return err
 		}
 	}
@@ -242,11 +262,20 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 		if wsrv != nil {
 			d.serve(func() { _ = wsrv.Serve(wsl) })
 		}
-		if old != nil {
+		if old != nil && !oldWSClosed {
 			d.retire(func(ctx context.Context) { _ = old.Shutdown(ctx) })
 		}
 	}
 	return nil
+}
+
+func (d *Daemon) newWS(addr, token string) (*ws.Server, net.Listener, error) {
+	srv := ws.NewServer(ws.Options{Handler: d.handlerFor("websocket"), Hub: &d.hub, Token: token, Logger: d.log})
+	l, err := srv.Listen(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, l, nil
 }
 
 // listenDNS replaces the DNS listener with one on addrs (none: no listener). When the new one
@@ -342,6 +371,7 @@ func (d *Daemon) Reload() error {
 	err := d.reload()
 	if err != nil {
 		d.reloadErr = err.Error()
+		d.log.Error("reload refused, the running configuration stays", "err", err)
 	} else {
 		d.reloadErr = ""
 	}
