@@ -91,9 +91,11 @@ size: ipk-all
 # upstream (bench/README.md). Installs what it runs (as root), prints the table and writes it to
 # bench/results/. Not part of test: nothing asserts a time. Options: BENCHFLAGS='-duration 2s'.
 .PHONY: bench
+# delve is measured as it ships for x86_64 routers (scripts/build-arch x86_64).
 bench:
 	./bench/deps.sh
-	$(GO) run ./bench/cmd/delvebench -version '$(VERSION)' $(BENCHFLAGS)
+	@$(BUILD_ARCH) x86_64 $(DIST)/bench/delve
+	$(GO) run ./bench/cmd/delvebench -version '$(VERSION)' -delve $(DIST)/bench/delve $(BENCHFLAGS)
 
 # Soak: 1,000,000 lookups through the real daemon (mostly cache hits, some misses, some
 # NXDOMAIN), stopped at 10 minutes; RSS, goroutines and fds at the start and the end, which must

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,7 @@ type Daemon struct {
 
 	sig         <-chan os.Signal
 	stopSignals func()
+	trimmedAt   uint64 // activity() at the last idle trim; only Run's goroutine uses it
 
 	mu        sync.Mutex // serialises reloads; guards what follows
 	cfg       *uci.Config
@@ -154,6 +156,12 @@ func (d *Daemon) load() (*uci.Config, error) {
 // flight finish (at most ShutdownGrace), removes the socket and returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.stopSignals()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft ceiling for a router with 64 MB: it never binds at delve's usual 10-20 MiB, and
+		// under a flood it makes the collector work harder before the kernel's OOM killer has to
+		// act. The runtime caps the collector at half the CPU, so it cannot thrash the box.
+		debug.SetMemoryLimit(MemoryLimit)
+	}
 	d.mu.Lock()
 	cfg := d.cfg
 	err := d.listen(cfg)
@@ -164,10 +172,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("delve serving", "version", version.Version, "socket", cfg.Socket, "websocket", cfg.WebSocket,
 		"listen", cfg.Listen, "upstreams", len(cfg.EnabledUpstreams()), "config", d.path)
+	d.trim("start-up")
+	idle := time.NewTicker(IdleTrim)
+	defer idle.Stop()
+	last := d.activity()
 
 	sig := d.sig
 	for {
 		select {
+		case <-idle.C:
+			// A router's delve is idle most of the time: give back the code pages the last burst
+			// mapped, once, when a whole period passed without a lookup.
+			if a := d.activity(); a != last {
+				last = a
+			} else if a != d.trimmedAt {
+				d.trim("idle")
+				d.trimmedAt = a
+			}
 		case <-ctx.Done():
 			return d.shutdown()
 		case s := <-sig:
@@ -179,6 +200,30 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.eng.ResetConnections()
 			}
 		}
+	}
+}
+
+// MemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT is set.
+const MemoryLimit = 32 << 20
+
+// IdleTrim is how long the daemon must go without a lookup before it unmaps its code pages again.
+const IdleTrim = time.Minute
+
+// activity counts the lookups of every transport, the DNS listener's included.
+func (d *Daemon) activity() uint64 {
+	n := d.lookups.Load()
+	d.mu.Lock()
+	if d.dns != nil {
+		st := d.dns.Stats()
+		n += st.UDPQueries + st.TCPQueries
+	}
+	d.mu.Unlock()
+	return n
+}
+
+func (d *Daemon) trim(when string) {
+	if n := trimText(); n > 0 {
+		d.log.Debug("unmapped the binary's code pages", "when", when, "bytes", n)
 	}
 }
 
