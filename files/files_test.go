@@ -322,7 +322,7 @@ const dhcpFixture = "dhcp.@dnsmasq[0]\ts\tdnsmasq\n" +
 	"dhcp.@dnsmasq[0].domainneeded\to\t1\n" +
 	"dhcp.@dnsmasq[0].local\to\t/lan/\n" +
 	"dhcp.@dnsmasq[0].server\tl\t/lan/\n" +
-	"dhcp.@dnsmasq[0].server\tl\t/home.arpa/192.168.1.2\n" +
+	"dhcp.@dnsmasq[0].server\tl\t/home.arpa/198.51.100.2\n" +
 	"dhcp.@dnsmasq[0].server\tl\t8.8.8.8\n" +
 	"dhcp.lan\ts\tdhcp\n" +
 	"dhcp.lan.interface\to\tlan\n"
@@ -565,7 +565,7 @@ func testInitScript(t *testing.T, sh []string) {
 		m["dhcp.@dnsmasq[0].delve_saved_server"] = fixture["dhcp.@dnsmasq[0].server"]
 		return m
 	}
-	delveWired := wired("/lan/", "/home.arpa/192.168.1.2", "127.0.0.1#5453")
+	delveWired := wired("/lan/", "/home.arpa/198.51.100.2", "127.0.0.1#5453")
 	const dnsmasqOn = "option dnsmasq '1'"
 
 	expectDHCP := func(t *testing.T, h *harness, want map[string]uciEntry, restarts int) {
@@ -738,7 +738,7 @@ func testInitScript(t *testing.T, sh []string) {
 		// A new listen address: the old target goes, the backup stays the user's.
 		h.edit("list listen '127.0.0.1:5453'", "list listen '0.0.0.0:5454'")
 		h.run("reload")
-		expectDHCP(t, h, wired("/lan/", "/home.arpa/192.168.1.2", "127.0.0.1#5454"), 1)
+		expectDHCP(t, h, wired("/lan/", "/home.arpa/198.51.100.2", "127.0.0.1#5454"), 1)
 		h.edit(dnsmasqOn, "option dnsmasq '0'")
 		h.run("reload")
 		expectDHCP(t, h, fixture, 1)
@@ -748,7 +748,7 @@ func testInitScript(t *testing.T, sh []string) {
 		expectDHCP(t, h, fixture, 0)
 		h.edit("option enabled '0'", "option enabled '1'")
 		h.run("reload")
-		expectDHCP(t, h, wired("/lan/", "/home.arpa/192.168.1.2", "127.0.0.1#5454"), 1)
+		expectDHCP(t, h, wired("/lan/", "/home.arpa/198.51.100.2", "127.0.0.1#5454"), 1)
 		h.edit("option enabled '1'", "option enabled '0'")
 		h.run("reload")
 		expectDHCP(t, h, fixture, 1)
@@ -825,7 +825,7 @@ func TestDNSMasqTarget(t *testing.T) {
 			{"0.0.0.0:53", "127.0.0.1#53"},
 			{":5453", "127.0.0.1#5453"},
 			{"[::]:5453", "::1#5453"},
-			{"192.168.1.1:5353", "192.168.1.1#5353"},
+			{"198.51.100.1:5353", "198.51.100.1#5353"},
 			{"localhost", ""},
 			{"127.0.0.1:", ""},
 			{"127.0.0.1:dns", ""},

@@ -17,7 +17,7 @@ import (
 func FuzzLoad(f *testing.F) {
 	for _, s := range []string{
 		designExample, afterUCISet, builtByUCI, handWritten,
-		withMain("option websocket '192.168.1.1:8053'", "option websocket_token 'x'"),
+		withMain("option websocket '198.51.100.1:8053'", "option websocket_token 'x'"),
 		withUpstream(addr, name, "list pin 'sha256/"+pinA+"'", "option port '53'"),
 		"config delve\n\to timeout 1000;o strategy fastest\nconfig upstream\n\toption address ::1\n\toption tls_name a.b\n",
 		"config x m\n\toption a 'it'\\''s' \"q\\\"r\" \\\n\tb\n",

@@ -136,7 +136,7 @@ c delve
   list listen 127.0.0.1:5453
   list listen "[::1]:5453"
   option log_level warning
-  option websocket 192.168.1.1:8053
+  option websocket 198.51.100.1:8053
   option websocket_token "s3cr\"et"
 
 config upstream quad9
@@ -180,7 +180,7 @@ func TestLoadGoodFiles(t *testing.T) {
 			c.Types = []string{"A", "AAAA", "MX"}
 			c.Listen = []string{"127.0.0.1:5453", "[::1]:5453"}
 			c.LogLevel = slog.LevelWarn
-			c.WebSocket = "192.168.1.1:8053"
+			c.WebSocket = "198.51.100.1:8053"
 			c.WebSocketToken = `s3cr"et`
 			c.Upstreams = []Upstream{{Name: "quad9", Address: "2620:fe::fe", Port: 853, TLSName: "dns.quad9.net", Pins: []string{pinA}, Enabled: true}}
 		}},
