@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -570,7 +571,12 @@ func lookupError(name string, timeout time.Duration, err error) *api.Error {
 	case errors.Is(err, resolver.ErrUnknownUpstream):
 		return api.NewError(api.CodeBadRequest, err.Error())
 	case errors.Is(err, resolver.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return api.NewError(api.CodeTimeout, fmt.Sprintf("the lookup of %s timed out after %s", name, timeout))
+		msg := fmt.Sprintf("the lookup of %s timed out after %s", name, timeout)
+		// The resolver's error says why, when it knows: "the lookup timed out (upstream x: ...)".
+		if why := strings.TrimPrefix(err.Error(), resolver.ErrTimeout.Error()); why != err.Error() && why != "" {
+			msg += why
+		}
+		return api.NewError(api.CodeTimeout, msg)
 	case errors.Is(err, resolver.ErrNoUpstream):
 		return api.NewError(api.CodeNoUpstream, err.Error())
 	case errors.Is(err, context.Canceled):

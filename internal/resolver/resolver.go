@@ -250,9 +250,24 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 	case <-f.done:
 		return f.entry, f.info, f.err
 	case <-ctx.Done():
-		return nil, Info{}, timeoutErr(ctx)
 	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The flight runs to the first caller's deadline, which for that caller is this one: it
+		// ends a moment later, with the reason and with the failure counted. Waiting that moment
+		// gives the caller the reason, and the next lookup the upstream's health.
+		t := time.NewTimer(flightGrace)
+		defer t.Stop()
+		select {
+		case <-f.done:
+			return f.entry, f.info, f.err
+		case <-t.C:
+		}
+	}
+	return nil, Info{}, timeoutErr(ctx)
 }
+
+// flightGrace is how long a caller whose deadline passed waits for the flight it joined.
+const flightGrace = 100 * time.Millisecond
 
 func (r *Resolver) finish(fk flightKey, f *flight) {
 	r.flightMu.Lock()
