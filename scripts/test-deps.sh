@@ -1,52 +1,6 @@
 #!/bin/sh
-# Makes sure the Debian packages the tests use are installed. As root it installs the missing ones,
-# with the packaged services kept from starting (they would reach for the Internet; the tests start
-# their own loopback instances). As another user it names what is missing and fails.
-set -eu
-
-# command  package
-need='unbound unbound
-kdig knot-dnsutils
-dig bind9-dnsutils
-openssl openssl
-qemu-arm qemu-user
-qemu-mips qemu-user
-qemu-mipsel qemu-user
-shellcheck shellcheck
-busybox busybox
-stubby stubby
-dnsperf dnsperf'
-
-missing=$(echo "$need" | while read -r cmd pkg; do
-	command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || echo "$pkg"
-done | sort -u | tr '\n' ' ')
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" != 0 ]; then
-	echo "the tests need these Debian packages: $missing" >&2
-	echo "install them as root: apt-get install -y $missing" >&2
-	exit 1
-fi
-
-echo "installing $missing" >&2
-policy=/usr/sbin/policy-rc.d
-restore=
-if [ -e "$policy" ]; then
-	restore=$(mktemp)
-	cp -p "$policy" "$restore"
-fi
-printf '#!/bin/sh\nexit 101\n' >"$policy"
-chmod 755 "$policy"
-cleanup() {
-	if [ -n "$restore" ]; then mv "$restore" "$policy"; else rm -f "$policy"; fi
-}
-trap cleanup EXIT INT TERM
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086 # one word per package
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
-# Debian enables the packaged services even when policy-rc.d kept them from starting.
-for svc in unbound stubby; do
-	systemctl disable --now "$svc" >/dev/null 2>&1 || true
-done
+# The Debian packages the tests use (`make test` runs this first; see ensure-debs.sh).
+exec "$(dirname "$0")/ensure-debs.sh" "the tests" \
+	unbound:unbound kdig:knot-dnsutils dig:bind9-dnsutils openssl:openssl \
+	qemu-arm:qemu-user qemu-mips:qemu-user qemu-mipsel:qemu-user \
+	shellcheck:shellcheck busybox:busybox stubby:stubby dnsperf:dnsperf
