@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -306,7 +305,7 @@ func TestUsage(t *testing.T) {
 type delved struct {
 	socket string
 	config string
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 	env    []string
 }
 
@@ -320,7 +319,7 @@ func startDaemon(t *testing.T, ub *testenv.Unbound, timeoutMS int, upstreams [][
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	d := &delved{socket: filepath.Join(sockDir, "delve.sock"), config: filepath.Join(t.TempDir(), "delve"), log: &syncBuffer{}}
+	d := &delved{socket: filepath.Join(sockDir, "delve.sock"), config: filepath.Join(t.TempDir(), "delve"), log: &testenv.SyncBuffer{}}
 	d.env = env("DELVE_CONFIG="+d.config, "DELVE_SOCKET="+d.socket)
 	var b strings.Builder
 	fmt.Fprintf(&b, "config delve 'main'\n\tlist type 'A'\n\tlist type 'AAAA'\n\toption timeout '%d'\n\toption socket '%s'\n\toption ca_file '%s'\n",
@@ -366,23 +365,6 @@ func startDaemon(t *testing.T, ub *testenv.Unbound, timeoutMS int, upstreams [][
 			t.Fatalf("delve serve not answering on %s after 10 s; log:\n%s", d.socket, d.log)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func strs(t *testing.T, v any) []string {

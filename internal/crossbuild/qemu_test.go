@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -156,7 +155,7 @@ func testDaemon(t *testing.T, qemu, bin string, ub *testenv.Unbound) {
 		t.Fatal(err)
 	}
 
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	cmd := exec.Command(qemu, bin, "serve", "--config", conf)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -283,21 +282,4 @@ func runStdin(timeout time.Duration, env []string, stdin string, name string, ar
 		return nil, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.Bytes(), nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

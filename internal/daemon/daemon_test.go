@@ -68,28 +68,10 @@ func newConf(t *testing.T, ubs ...*testenv.Unbound) conf {
 	return conf{dir: dir, socket: filepath.Join(dir, "run", "delve.sock"), ubs: ubs}
 }
 
-// syncBuffer is a log sink safe for the daemon's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is an in-process daemon.
 type running struct {
 	d      *Daemon
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 	sig    chan os.Signal
 	cancel context.CancelFunc
 	done   chan error
@@ -97,7 +79,7 @@ type running struct {
 
 func start(t *testing.T, path string) *running {
 	t.Helper()
-	r := &running{log: &syncBuffer{}, sig: make(chan os.Signal, 1), done: make(chan error, 1)}
+	r := &running{log: &testenv.SyncBuffer{}, sig: make(chan os.Signal, 1), done: make(chan error, 1)}
 	d, err := New(Options{Config: path, Stderr: r.log, Signals: r.sig})
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +271,7 @@ func TestStatusFlushReload(t *testing.T) {
 	}
 }
 
-func waitLog(t *testing.T, log *syncBuffer, s string) {
+func waitLog(t *testing.T, log *testenv.SyncBuffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(log.String(), s) {

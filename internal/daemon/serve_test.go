@@ -52,13 +52,13 @@ func delveBinary(t *testing.T) string {
 
 type proc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testenv.SyncBuffer
 	done chan error
 }
 
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(delveBinary(t), args...), log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(delveBinary(t), args...), log: &testenv.SyncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,14 +17,6 @@ import (
 	"github.com/delvedns/delve/internal/upstream"
 	"github.com/delvedns/delve/uci"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // futureServer is a DoT server whose certificate becomes valid tomorrow: what every server looks
 // like to a router that booted in 1970.
@@ -87,7 +77,7 @@ func TestTolerateUnsetClock(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var log syncBuf
+			var log testenv.SyncBuffer
 			e, err := New(config(port, caFile, c.tolerate), Options{
 				Logger:        slog.New(slog.NewTextHandler(&log, nil)),
 				ClockUnsynced: func(time.Time) bool { return c.unsynced },

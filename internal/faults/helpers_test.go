@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -100,28 +98,10 @@ func (c *conf) write(t testing.TB) string {
 	return c.path()
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running daemon process: the real binary or a tuned one (see runChild).
 type proc struct {
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 	socket string
 	done   chan struct{}
 	err    error // of Wait, once done is closed
@@ -161,7 +141,7 @@ func startProc(t testing.TB, path string, o serveOptions) *proc {
 		argv = []string{bin, "serve", "--config", path}
 	}
 	argv = append(append([]string{}, o.wrap...), argv...)
-	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), log: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = o.attrs
