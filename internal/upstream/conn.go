@@ -20,9 +20,10 @@ import (
 // (RFC 7766 §6.2.4) and, for a connection that had worked before, not held against the upstream.
 var errConnLost = errors.New("connection closed before the reply")
 
-// errConnDone is errConnLost on a connection that answered other queries after this one was
-// sent: the server is up, and closes its connections after a query or a few (some servers do
-// not pipeline). Sending the query again is not one of its attempts (see exchange).
+// errConnDone is errConnLost on a connection that had answered other queries: the server is up,
+// and closes its connections after a query or a few (some servers do not pipeline), or closed an
+// idle one just as this query went out. Sending the query again is not one of its attempts (see
+// exchange): those are for connections that never answer anything.
 var errConnDone = fmt.Errorf("%w, after answering other queries", errConnLost)
 
 // errStalled closes a connection on which a query timed out while nothing at all was read.
@@ -315,13 +316,12 @@ func (c *conn) fail(err error) {
 	c.idleT.Stop()
 	close(c.done)
 	_ = c.nc.Close()
-	reads := c.reads.Load()
+	lost := errConnLost
+	if c.reads.Load() > 0 {
+		lost = errConnDone
+	}
 	for _, cl := range pending {
-		if reads > cl.sent {
-			cl.reply <- result{err: errConnDone}
-		} else {
-			cl.reply <- result{err: errConnLost}
-		}
+		cl.reply <- result{err: lost}
 	}
 	c.u.removeConn(c)
 }
