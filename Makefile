@@ -95,7 +95,7 @@ size: ipk-all
 bench:
 	./bench/deps.sh
 	@$(BUILD_ARCH) x86_64 $(DIST)/bench/delve
-	$(GO) run ./bench/cmd/delvebench -version '$(VERSION)' -delve $(DIST)/bench/delve $(BENCHFLAGS)
+	$(GO) run ./bench/cmd/delvebench -version '$(VERSION)' -delve $(abspath $(DIST))/bench/delve $(BENCHFLAGS)
 
 # Soak: 1,000,000 lookups through the real daemon (mostly cache hits, some misses, some
 # NXDOMAIN), stopped at 10 minutes; RSS, goroutines and fds at the start and the end, which must
