@@ -82,6 +82,7 @@ type certOpts struct {
 	names     []string
 	notBefore time.Time
 	notAfter  time.Time
+	alpn      []string // the server's ALPN protocols; a client offering none of them is refused
 }
 
 func newFaultServer(t *testing.T, co certOpts, serve func(c *srvConn)) *faultServer {
@@ -97,7 +98,7 @@ func newFaultServer(t *testing.T, co certOpts, serve func(c *srvConn)) *faultSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}, MinVersion: tls.VersionTLS12})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}, MinVersion: tls.VersionTLS12, NextProtos: co.alpn})
 	if err != nil {
 		t.Fatal(err)
 	}

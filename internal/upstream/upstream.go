@@ -94,8 +94,11 @@ type Upstream struct {
 	addr   string
 	pins   [][32]byte
 	tlsCfg *tls.Config
-	log    *slog.Logger
-	stats  counters
+	// tlsCfgNoALPN is tlsCfg without the ALPN token, for servers that refuse it (noALPN).
+	tlsCfgNoALPN *tls.Config
+	noALPN       atomic.Bool
+	log          *slog.Logger
+	stats        counters
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -170,6 +173,8 @@ func New(opts Options) (*Upstream, error) {
 		notify: make(chan struct{}),
 	}
 	u.tlsCfg = u.tlsConfig()
+	u.tlsCfgNoALPN = u.tlsCfg.Clone()
+	u.tlsCfgNoALPN.NextProtos = nil
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	return u, nil
 }
@@ -344,6 +349,35 @@ func (u *Upstream) dial(d *dialing) {
 }
 
 func (u *Upstream) handshake(ctx context.Context) (*tls.Conn, error) {
+	cfg := u.tlsCfg
+	if u.noALPN.Load() {
+		cfg = u.tlsCfgNoALPN
+	}
+	tc, err := u.handshakeWith(ctx, cfg)
+	if err != nil && cfg == u.tlsCfg && errors.Is(err, errRemoteAlert) && ctx.Err() == nil {
+		// The server refused the handshake. It may refuse the "dot" ALPN token (alert 120,
+		// no_application_protocol: RFC 7858 does not require servers to know it); crypto/tls
+		// does not say which alert it was, so ask once more without ALPN, and keep that if it
+		// works. Authentication is unchanged.
+		tc2, err2 := u.handshakeWith(ctx, u.tlsCfgNoALPN)
+		if err2 == nil {
+			u.noALPN.Store(true)
+			u.log.Info("upstream refused ALPN dot; connecting without ALPN", "upstream", u.label())
+			return tc2, nil
+		}
+		// Without ALPN the handshake got as far as the certificate: that is the news.
+		var te *TLSError
+		if errors.As(err2, &te) && te.Kind != TLSHandshake {
+			return nil, err2
+		}
+	}
+	return tc, err
+}
+
+// errRemoteAlert marks a handshake the server refused with a TLS alert.
+var errRemoteAlert = errors.New("the server refused the TLS handshake")
+
+func (u *Upstream) handshakeWith(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
 	nc, err := u.opts.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: connecting: %w", u.label(), err)
@@ -351,14 +385,19 @@ func (u *Upstream) handshake(ctx context.Context) (*tls.Conn, error) {
 	if tcp, ok := nc.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
 	}
-	tc := tls.Client(quickAck(nc), u.tlsCfg)
+	tc := tls.Client(quickAck(nc), cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
 		var te *TLSError
+		var oe *net.OpError
 		var ne net.Error
 		switch {
 		case errors.As(err, &te):
 			return nil, te
+		case errors.As(err, &oe) && oe.Op == "remote error":
+			// crypto/tls reports the server's alert as a net.OpError "remote error": a refusal,
+			// not a network failure.
+			return nil, u.tlsErr(TLSHandshake, fmt.Errorf("%w: %w", errRemoteAlert, err))
 		case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			return nil, fmt.Errorf("upstream %s: TLS handshake: %w", u.label(), err)
 		default:

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"runtime"
@@ -687,4 +688,44 @@ func mustPin(t *testing.T, b64 string) [32]byte {
 	var p [32]byte
 	copy(p[:], b)
 	return p
+}
+
+// TestALPN: delve offers "dot" (RFC 7858); a server that knows it agrees, and a server that
+// refuses it (TLS alert no_application_protocol) is asked again without ALPN, once and for all.
+func TestALPN(t *testing.T) {
+	var proto atomic.Value
+	dot := newFaultServer(t, certOpts{alpn: []string{"dot"}}, func(c *srvConn) {
+		proto.Store(c.Conn.(interface{ ConnectionState() tls.ConnectionState }).ConnectionState().NegotiatedProtocol)
+		echoServe(c)
+	})
+	if _, err := dot.upstream(t, nil).Exchange(ctxT(t, 5*time.Second), query("alpn.example.")); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := proto.Load().(string); p != "dot" {
+		t.Fatalf("negotiated %q, want dot", p)
+	}
+
+	h2 := newFaultServer(t, certOpts{alpn: []string{"h2"}}, echoServe)
+	u := h2.upstream(t, nil)
+	for i := range 2 {
+		if _, err := u.Exchange(ctxT(t, 5*time.Second), query("alpn"+itoa(i)+".example.")); err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+		u.Reset()
+	}
+	// Two connections for the two exchanges, and one refused handshake before the first.
+	if n := h2.accepted(); n != 3 {
+		t.Fatalf("%d connections accepted, want 3 (one refused ALPN, then two without)", n)
+	}
+}
+
+// TestALPNRefusalThenWrongCertificate: a middlebox that refuses "dot" and, asked without ALPN,
+// shows a certificate for other names is reported as the name mismatch it is.
+func TestALPNRefusalThenWrongCertificate(t *testing.T) {
+	srv := newFaultServer(t, certOpts{alpn: []string{"h2"}, names: []string{"proxy.example"}}, echoServe)
+	_, err := srv.upstream(t, nil).Exchange(ctxT(t, 5*time.Second), query("mitm.example."))
+	var te *TLSError
+	if !errors.As(err, &te) || te.Kind != TLSNameMismatch {
+		t.Fatalf("err = %v, want a name mismatch", err)
+	}
 }
