@@ -148,19 +148,7 @@ func runSocket(ctx context.Context, sock string, w workload) (*result, error) {
 		}()
 	}
 	wg.Wait()
-	r := &result{elapsed: time.Since(start)}
-	for ci := range clients {
-		r.ok += len(lats[ci])
-		r.bad += bad[ci]
-		r.lat = append(r.lat, lats[ci]...)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if e, _ := firstErr.Load().(error); e != nil && r.ok == 0 {
-		return nil, e
-	}
-	return r, nil
+	return collect(ctx, start, lats, bad, &firstErr)
 }
 
 // dialSocket connects to delve's socket and makes sure the daemon took the connection: it
@@ -360,19 +348,7 @@ func runUDP(ctx context.Context, addr string, w workload) (*result, error) {
 		}()
 	}
 	wg.Wait()
-	res := &result{elapsed: time.Since(start)}
-	for ci := range conns {
-		res.ok += len(lats[ci])
-		res.bad += bad[ci]
-		res.lat = append(res.lat, lats[ci]...)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if e, _ := firstErr.Load().(error); e != nil && res.ok == 0 {
-		return nil, e
-	}
-	return res, nil
+	return collect(ctx, start, lats, bad, &firstErr)
 }
 
 // udpAnswer reads until the reply to id comes (a late reply to an earlier, timed-out query is
@@ -394,4 +370,22 @@ func udpAnswer(c *net.UDPConn, buf []byte, r *dns.Msg, id uint16, name, want str
 		}
 		return checkA(r, want)
 	}
+}
+
+// collect merges the clients' latencies and failures into one result. A run that was cut short
+// (ctx) or in which nothing at all was answered returns the error instead.
+func collect(ctx context.Context, start time.Time, lats [][]time.Duration, bad []int, firstErr *atomic.Value) (*result, error) {
+	res := &result{elapsed: time.Since(start)}
+	for ci := range lats {
+		res.ok += len(lats[ci])
+		res.bad += bad[ci]
+		res.lat = append(res.lat, lats[ci]...)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if e, _ := firstErr.Load().(error); e != nil && res.ok == 0 {
+		return nil, e
+	}
+	return res, nil
 }
