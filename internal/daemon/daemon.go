@@ -354,24 +354,8 @@ func (d *Daemon) closeDNS() {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	_ = d.dns.Close(ctx)
-	d.dnsPast = addStats(d.dnsPast, d.dns.Stats())
+	d.dnsPast = d.dnsPast.Plus(d.dns.Stats())
 	d.dns, d.dnsAddrs = nil, nil
-}
-
-func addStats(a, b dnsserver.Stats) dnsserver.Stats {
-	a.UDPQueries += b.UDPQueries
-	a.TCPQueries += b.TCPQueries
-	a.Answered += b.Answered
-	a.Cached += b.Cached
-	a.Refused += b.Refused
-	a.FormErr += b.FormErr
-	a.ServFail += b.ServFail
-	a.Truncated += b.Truncated
-	a.Malformed += b.Malformed
-	a.RateLimited += b.RateLimited
-	a.Overloaded += b.Overloaded
-	a.TCPConns = b.TCPConns
-	return a
 }
 
 // dnsEvent publishes a listener query to the WebSocket subscribers.
@@ -623,7 +607,7 @@ func (d *Daemon) status() *Status {
 	if d.dns != nil || d.dnsPast != (dnsserver.Stats{}) {
 		st := d.dnsPast
 		if d.dns != nil {
-			st = addStats(st, d.dns.Stats())
+			st = st.Plus(d.dns.Stats())
 		} else {
 			st.TCPConns = 0
 		}

@@ -101,6 +101,24 @@ type Stats struct {
 	TCPConns    int    `json:"tcp_connections"`
 }
 
+// Plus returns the counters of s and later added together, as for a listener that replaced
+// another; TCPConns, a gauge, is later's.
+func (s Stats) Plus(later Stats) Stats {
+	s.UDPQueries += later.UDPQueries
+	s.TCPQueries += later.TCPQueries
+	s.Answered += later.Answered
+	s.Cached += later.Cached
+	s.Refused += later.Refused
+	s.FormErr += later.FormErr
+	s.ServFail += later.ServFail
+	s.Truncated += later.Truncated
+	s.Malformed += later.Malformed
+	s.RateLimited += later.RateLimited
+	s.Overloaded += later.Overloaded
+	s.TCPConns = later.TCPConns
+	return s
+}
+
 type counters struct {
 	udp, tcp, answered, cached, refused, formerr, servfail, truncated, malformed, limited, overloaded atomic.Uint64
 }
