@@ -18,7 +18,7 @@ func (r *Resolver) Cached(q *dns.Msg) (m *dns.Msg, info Info, ok bool) {
 	if e == nil {
 		return nil, Info{}, false
 	}
-	m = e.msg.Copy()
+	m = clone(e.msg)
 	m.Id = q.Id
 	age(m, time.Since(e.stored))
 	return m, Info{Upstream: e.upstream, Cached: true}, true

@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +60,7 @@ func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
 	res := &Result{Name: name, Types: types, Cached: true, Secure: true, Rcode: -1}
 	var firstErr error
 	ok := 0
+	seen := map[string]bool{}
 	for _, tr := range replies {
 		if tr.err != nil {
 			if firstErr == nil {
@@ -75,7 +78,8 @@ func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
 		res.Secure = res.Secure && m.AuthenticatedData
 		res.Rcode = mergeRcode(res.Rcode, m.Rcode)
 		for _, rr := range m.Answer {
-			if !contains(res.Answers, rr) {
+			if k := rrKey(rr); !seen[k] {
+				seen[k] = true
 				res.Answers = append(res.Answers, rr)
 			}
 		}
@@ -109,11 +113,15 @@ func mergeRcode(a, b int) int {
 	return a
 }
 
-func contains(rrs []dns.RR, rr dns.RR) bool {
-	for _, x := range rrs {
-		if dns.IsDuplicate(x, rr) {
-			return true
-		}
+// rrKey says what makes two records the same record: owner name (case-insensitive), class, type
+// and data; not the TTL. The data is taken from the presentation form, which follows the
+// header's, so names in it compare as written. (dns.IsDuplicate says the same through a method
+// of each record type, which the linker then keeps; see clone.)
+func rrKey(rr dns.RR) string {
+	h := rr.Header()
+	s := rr.String()
+	if data, ok := strings.CutPrefix(s, h.String()); ok {
+		s = data
 	}
-	return false
+	return strings.ToLower(h.Name) + " " + strconv.Itoa(int(h.Class)) + " " + strconv.Itoa(int(h.Rrtype)) + " " + s
 }

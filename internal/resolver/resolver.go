@@ -188,7 +188,7 @@ func (r *Resolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.M
 	if err != nil {
 		return nil, info, err
 	}
-	m := e.msg.Copy()
+	m := clone(e.msg)
 	m.Id = q.Id
 	if info.Cached {
 		age(m, time.Since(e.stored))

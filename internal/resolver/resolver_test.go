@@ -461,3 +461,93 @@ func BenchmarkLookupMiss(b *testing.B) {
 		}
 	})
 }
+
+// TestLookupMergesDuplicates: www.delve.test is a CNAME only, so the A and the AAAA replies
+// carry the same record; the merged answer has it once.
+func TestLookupMergesDuplicates(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	r := newResolver(t, Options{CacheSize: 100}, unboundUpstream(t, ub, "unbound"))
+	res, err := r.Lookup(ctxT(t, 5*time.Second), "www.delve.test.", []uint16{dns.TypeA, dns.TypeAAAA}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Answers) != 1 {
+		t.Fatalf("%d answers, want the CNAME once: %v", len(res.Answers), res.Answers)
+	}
+	if c, ok := res.Answers[0].(*dns.CNAME); !ok || c.Target != "a.delve.test." {
+		t.Fatalf("answer %v, want the CNAME to a.delve.test.", res.Answers[0])
+	}
+}
+
+func TestRRKey(t *testing.T) {
+	rr := func(s string) dns.RR {
+		t.Helper()
+		r, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	same := []struct{ a, b string }{
+		{"a.example. 60 IN A 192.0.2.1", "a.example. 3600 IN A 192.0.2.1"},
+		{"a.example. 60 IN A 192.0.2.1", "A.Example. 60 IN A 192.0.2.1"},
+		{`t.example. 60 IN TXT "x y"`, `t.example. 1 IN TXT "x y"`},
+	}
+	for _, tt := range same {
+		if rrKey(rr(tt.a)) != rrKey(rr(tt.b)) {
+			t.Errorf("%q and %q: different keys, want the same record", tt.a, tt.b)
+		}
+	}
+	differ := []struct{ a, b string }{
+		{"a.example. 60 IN A 192.0.2.1", "a.example. 60 IN A 192.0.2.2"},
+		{"a.example. 60 IN A 192.0.2.1", "b.example. 60 IN A 192.0.2.1"},
+		{"a.example. 60 IN CNAME b.example.", "a.example. 60 IN DNAME b.example."},
+		{`t.example. 60 IN TXT "x y"`, `t.example. 60 IN TXT "x" "y"`},
+		{"a.example. 60 IN A 192.0.2.1", "a.example. 60 CH A 192.0.2.1"},
+	}
+	for _, tt := range differ {
+		if rrKey(rr(tt.a)) == rrKey(rr(tt.b)) {
+			t.Errorf("%q and %q: the same key, want different records", tt.a, tt.b)
+		}
+	}
+}
+
+// TestExchangeReplyIsTheCallers: what a caller does to a reply (ages a TTL, drops records)
+// does not reach the cached entry that the next caller gets.
+func TestExchangeReplyIsTheCallers(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	r := newResolver(t, Options{CacheSize: 100}, unboundUpstream(t, ub, "unbound"))
+	q := new(dns.Msg)
+	q.SetQuestion("multi.delve.test.", dns.TypeA)
+	for i := range 3 {
+		m, info, err := r.Exchange(ctxT(t, 5*time.Second), q, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && !info.Cached {
+			t.Fatalf("exchange %d not from the cache", i)
+		}
+		if len(m.Answer) != 4 {
+			t.Fatalf("exchange %d: %d answers, want 4", i, len(m.Answer))
+		}
+		for _, rr := range m.Answer {
+			if rr.Header().Ttl == 0 || rr.Header().Ttl > 300 {
+				t.Fatalf("exchange %d: TTL %d", i, rr.Header().Ttl)
+			}
+		}
+		for _, rr := range m.Answer {
+			rr.Header().Ttl = 0
+			rr.Header().Name = "changed.example."
+			rr.(*dns.A).A = net.IPv4(198, 51, 100, 9) // a new slice, as a caller would set one
+		}
+		m.Answer = m.Answer[:1]
+		m.Question[0].Name = "changed.example."
+	}
+	m, _, err := r.Exchange(ctxT(t, 5*time.Second), q, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Answer[0].(*dns.A).A.String(); got != "192.0.2.1" || m.Answer[0].Header().Name != "multi.delve.test." {
+		t.Fatalf("the cached entry changed: %v", m.Answer[0])
+	}
+}
