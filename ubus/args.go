@@ -2,13 +2,14 @@ package ubus
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 )
 
 // parseArgs checks the argument object rpcd wrote to stdin against m's parameters and returns
@@ -22,27 +23,32 @@ func parseArgs(m api.Method, data []byte) (map[string]string, error) {
 		return required(m, nil)
 	}
 	if !utf8.Valid(data) {
-		// encoding/json would quietly turn the bad bytes into U+FFFD.
+		// JSON decoding would quietly turn the bad bytes into U+FFFD.
 		return nil, badRequest("the arguments are not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, notJSON(err)
-	}
 	var params map[string]string
-	switch tok {
-	case nil: // null
-	case json.Delim('{'):
-		params, err = members(m, dec)
-		if err != nil {
+	end := 0
+	switch data[0] {
+	case '{':
+		var err error
+		if params, end, err = members(m, data); err != nil {
 			return nil, err
 		}
+	case 'n':
+		var err error
+		if end, err = json.ValueEnd(data); err != nil {
+			return nil, notJSON(err)
+		}
 	default:
-		return nil, badRequest("the arguments must be a JSON object, not " + kindOf(tok))
+		if !startsValue(data[0]) {
+			_, err := json.ValueEnd(data)
+			return nil, notJSON(err)
+		}
+		return nil, badRequest("the arguments must be a JSON object, not " + kindOfRaw(data))
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
+	if rest := bytes.TrimSpace(data[end:]); len(rest) > 0 {
+		if !startsValue(rest[0]) {
+			_, err := json.ValueEnd(rest)
 			return nil, notJSON(err)
 		}
 		return nil, badRequest("the arguments must be one JSON object, but more follows it")
@@ -50,51 +56,89 @@ func parseArgs(m api.Method, data []byte) (map[string]string, error) {
 	return required(m, params)
 }
 
-// members reads the members of an object whose '{' dec has just returned.
-func members(m api.Method, dec *json.Decoder) (map[string]string, error) {
+// startsValue reports whether a JSON value can start with c.
+func startsValue(c byte) bool {
+	return bytes.IndexByte([]byte(`{["-0123456789tfn`), c) >= 0
+}
+
+// members reads the object at the start of data and returns the string members m takes, and
+// where the object ends. Each member's value is checked on its own, as a streaming decoder
+// would: nesting is counted from it.
+func members(m api.Method, data []byte) (params map[string]string, end int, err error) {
 	takes := map[string]bool{}
 	for _, p := range m.Params {
 		takes[p.Name] = true
 	}
 	seen := map[string]bool{}
-	var params map[string]string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, notJSON(err)
+	i := 1 // past '{'
+	next := func(want string) (byte, error) {
+		i = skipSpace(data, i)
+		if i == len(data) {
+			return 0, notJSON(io.ErrUnexpectedEOF)
 		}
-		key := tok.(string) // object keys are always strings
+		if !strings.ContainsRune(want, rune(data[i])) {
+			// The object is not valid JSON here: the error is the scanner's for the whole.
+			_, err := json.ValueEnd(data)
+			return 0, notJSON(err)
+		}
+		return data[i], nil
+	}
+	for want := `"}`; ; want = `"` {
+		c, err := next(want)
+		if err != nil {
+			return nil, 0, err
+		}
+		if c == '}' {
+			return params, i + 1, nil
+		}
+		kend, err := json.ValueEnd(data[i:])
+		if err != nil {
+			return nil, 0, notJSON(err)
+		}
+		key := json.Unquote(data[i : i+kend])
+		i += kend
+		if _, err := next(":"); err != nil {
+			return nil, 0, err
+		}
+		i++
+		vstart := skipSpace(data, i)
+		vend, err := json.ValueEnd(data[vstart:])
+		if err != nil {
+			return nil, 0, notJSON(err)
+		}
+		val := data[vstart : vstart+vend]
+		i = vstart + vend
 		if seen[key] {
-			return nil, badRequest("the argument " + strconv.Quote(key) + " appears twice")
+			return nil, 0, badRequest("the argument " + strconv.Quote(key) + " appears twice")
 		}
 		seen[key] = true
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return nil, notJSON(err)
+		if takes[key] {
+			switch val[0] {
+			case 'n': // null: absent, as the daemon takes it
+			case '"':
+				if params == nil {
+					params = map[string]string{}
+				}
+				params[key] = json.Unquote(val)
+			default:
+				return nil, 0, badRequest("the argument " + strconv.Quote(key) + " must be a string, not " + kindOfRaw(val))
+			}
 		}
-		if !takes[key] {
-			continue
+		if c, err = next(",}"); err != nil {
+			return nil, 0, err
 		}
-		switch val[0] {
-		case 'n': // null: absent, as the daemon takes it
-			continue
-		case '"':
-		default:
-			return nil, badRequest("the argument " + strconv.Quote(key) + " must be a string, not " + kindOfRaw(val))
+		if c == '}' {
+			return params, i + 1, nil
 		}
-		var s string
-		if err := json.Unmarshal(val, &s); err != nil {
-			return nil, notJSON(err)
-		}
-		if params == nil {
-			params = map[string]string{}
-		}
-		params[key] = s
+		i++
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, notJSON(err)
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
 	}
-	return params, nil
+	return i
 }
 
 func required(m api.Method, params map[string]string) (map[string]string, error) {
@@ -109,34 +153,24 @@ func required(m api.Method, params map[string]string) (map[string]string, error)
 func badRequest(msg string) error { return api.NewError(api.CodeBadRequest, msg) }
 
 func notJSON(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if err == nil {
+		return badRequest("the arguments are not valid JSON")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return badRequest("the arguments are not valid JSON: they end too early")
 	}
 	return badRequest("the arguments are not valid JSON: " + err.Error())
 }
 
-// kindOf names the JSON type of a token that is not an object's start.
-func kindOf(tok json.Token) string {
-	switch tok.(type) {
-	case json.Delim:
-		return "an array" // '[': a '}' or ']' first is a syntax error from Token
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, json.Number:
-		return "a number"
-	}
-	return "something else"
-}
-
-// kindOfRaw names the JSON type of a value that is not a string or null.
-func kindOfRaw(v json.RawMessage) string {
+// kindOfRaw names the JSON type of a value that is not null.
+func kindOfRaw(v []byte) string {
 	switch v[0] {
 	case '{':
 		return "an object"
 	case '[':
 		return "an array"
+	case '"':
+		return "a string"
 	case 't', 'f':
 		return "a boolean"
 	}

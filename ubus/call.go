@@ -2,7 +2,6 @@ package ubus
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/jsonrpc"
 	"github.com/delvedns/delve/uci"
 )

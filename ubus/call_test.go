@@ -3,7 +3,6 @@ package ubus
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/jsonrpc"
 	"github.com/delvedns/delve/uci"
 )
@@ -82,6 +82,16 @@ func TestParseArgs(t *testing.T) {
 		{"two", status, `{}{}`, nil, "more follows"},
 		{"trailing comma", status, `{"a":1,}`, nil, "not valid JSON"},
 		{"deep", status, `{"a":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, nil, "not valid JSON"},
+		{"deep but each value in bounds", lookup, `{"name":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, nil, `"name" must be a string, not an array`},
+		{"no colon", lookup, `{"name" "x"}`, nil, "invalid character '\"' after object key"},
+		{"no comma", lookup, `{"name":"x" "type":"A"}`, nil, "invalid character '\"' after object key:value pair"},
+		{"bad value", lookup, `{"name":"x","type":tru}`, nil, "invalid character '}' in literal true"},
+		{"key not a string", lookup, `{name:"x"}`, nil, "invalid character 'n' looking for beginning of object key string"},
+		{"truncated null", status, `nul`, nil, "end too early"},
+		{"null then more", status, `null {}`, nil, "more follows"},
+		{"garbage", status, `hello`, nil, "invalid character 'h' looking for beginning of value"},
+		{"garbage after", lookup, `{"name":"x"} ]`, nil, "not valid JSON"},
+		{"trailing space", lookup, "{\"name\":\"x\"}\n\t ", map[string]string{"name": "x"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseArgs(tc.m, []byte(tc.in))
@@ -289,7 +299,9 @@ func TestCallForwards(t *testing.T) {
 		mu.Unlock()
 		switch method {
 		case api.MethodLookup:
-			var p struct{ Name string }
+			var p struct {
+				Name string `json:"name"`
+			}
 			_ = json.Unmarshal(params, &p)
 			switch p.Name {
 			case "huge":

@@ -3,11 +3,11 @@ package ubus
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/uci"
 )
 

@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/delvedns/delve/internal/api"
 	"github.com/delvedns/delve/internal/engine"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/resolver"
 	"github.com/delvedns/delve/internal/upstream"
 	"github.com/delvedns/delve/uci"

@@ -5,7 +5,6 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/testenv"
 )
 
@@ -194,7 +194,9 @@ func testDaemon(t *testing.T, qemu, bin string, ub *testenv.Unbound) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r struct{ Code string }
+		var r struct {
+			Code string `json:"code"`
+		}
 		if json.Unmarshal(out, &r) == nil && r.Code == "timeout" && try == 1 {
 			t.Logf("once more after a timeout (emulation on a busy machine): %s\ndelve serve says:\n%s", out, log.String())
 			continue

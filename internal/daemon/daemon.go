@@ -5,7 +5,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"github.com/delvedns/delve/internal/api"
 	"github.com/delvedns/delve/internal/dnsserver"
 	"github.com/delvedns/delve/internal/engine"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/jsonrpc"
 	"github.com/delvedns/delve/internal/jsonrpc/ws"
 	"github.com/delvedns/delve/internal/resolver"

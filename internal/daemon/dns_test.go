@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/testenv"
 )
 
@@ -71,7 +71,10 @@ func TestDNSListener(t *testing.T) {
 	if st.DNS == nil || st.DNS.UDPQueries != 2 || st.DNS.TCPQueries != 1 || st.DNS.Answered != 3 {
 		t.Fatalf("status dns %+v", st.DNS)
 	}
-	ev := struct{ Name, From string }{}
+	var ev struct {
+		Name string `json:"name"`
+		From string `json:"from"`
+	}
 	for ev.From != "dns" {
 		if err := sub.ReadJSON(&m); err != nil {
 			t.Fatal(err)

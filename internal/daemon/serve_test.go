@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/testenv"
 )
 
@@ -157,7 +157,10 @@ func TestServeBinary(t *testing.T) {
 		if err := sub.ReadJSON(&m); err != nil {
 			t.Fatal(err)
 		}
-		var ev struct{ Name, From string }
+		var ev struct {
+			Name string `json:"name"`
+			From string `json:"from"`
+		}
 		if m.Method != "lookup" || json.Unmarshal(m.Params, &ev) != nil {
 			t.Fatalf("notification %+v", m)
 		}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/delvedns/delve/internal/api"
 	"github.com/delvedns/delve/internal/cli"
+	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/testenv"
 )
 

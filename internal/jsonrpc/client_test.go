@@ -2,7 +2,6 @@ package jsonrpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 )
 
 func dialClient(t testing.TB, path string) *Client {

@@ -2,10 +2,10 @@ package jsonrpc
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 )
 
 // Handler runs one method call. params is the raw "params" member (nil when absent). from names

@@ -1,12 +1,12 @@
 package jsonrpc
 
 import (
-	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 )
 
 type base struct {
@@ -112,29 +112,6 @@ func TestScan(t *testing.T) {
 			if got := tooDeep([]byte(tt.in), 3); got != tt.want {
 				t.Errorf("tooDeep(%s, 3) = %v", tt.in, got)
 			}
-		}
-	})
-	t.Run("objectMembers", func(t *testing.T) {
-		ms, err := objectMembers([]byte(` { "a" : "x\"}" , "b\u0063":[1,{"d":"]"}] ,"e":-1.5e3,"f":null,"g":true} `))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []member{{"a", []byte(`"x\"}"`)}, {"bc", []byte(`[1,{"d":"]"}]`)}, {"e", []byte(`-1.5e3`)}, {"f", []byte(`null`)}, {"g", []byte(`true`)}}
-		if !reflect.DeepEqual(ms, want) {
-			t.Fatalf("got %q", ms)
-		}
-		if ms, err := objectMembers([]byte(`{}`)); err != nil || len(ms) != 0 {
-			t.Fatalf("empty object: %v %v", ms, err)
-		}
-	})
-	t.Run("arrayElements", func(t *testing.T) {
-		es := arrayElements([]byte(`[ 1 , "a,]" ,{"b":[2,3]}, [] ]`), 10)
-		want := [][]byte{[]byte(`1`), []byte(`"a,]"`), []byte(`{"b":[2,3]}`), []byte(`[]`)}
-		if !reflect.DeepEqual(es, want) {
-			t.Fatalf("got %q", es)
-		}
-		if n := len(arrayElements([]byte(`[1,2,3,4,5,6]`), 2)); n != 3 {
-			t.Fatalf("stopped after %d elements, want 3", n)
 		}
 	})
 }

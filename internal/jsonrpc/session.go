@@ -2,7 +2,6 @@ package jsonrpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 )
 
 // SessionOptions configures a Session.
@@ -128,7 +128,7 @@ func (s *Session) Handle(msg []byte) {
 	if len(data) == 0 {
 		return // a blank line between requests is harmless
 	}
-	// encoding/json silently replaces invalid UTF-8 with U+FFFD: a name would change under us.
+	// JSON decoding silently replaces invalid UTF-8 with U+FFFD: a name would change under us.
 	if !utf8.Valid(data) {
 		s.send(appendError(nil, nil, api.CodeParse, "the request is not valid UTF-8"))
 		return
@@ -166,7 +166,7 @@ func (s *Session) Handle(msg []byte) {
 			}
 		})
 	case '[':
-		elems := arrayElements(data, s.lim.MaxBatch)
+		elems := json.Elements(data, s.lim.MaxBatch)
 		if len(elems) == 0 {
 			s.send(appendError(nil, nil, api.CodeInvalidRequest, "an empty batch is not a request"))
 			return
@@ -258,22 +258,22 @@ func parseRequest(data []byte) (*request, []byte) {
 	if data[0] != '{' {
 		return nil, appendError(nil, nil, api.CodeInvalidRequest, "a request must be a JSON object, not "+kind(data))
 	}
-	ms, err := objectMembers(data)
+	ms, err := json.Members(data)
 	if err != nil {
 		return nil, appendError(nil, nil, api.CodeInvalidRequest, "the request is not valid: "+err.Error())
 	}
 	var r request
 	var version, method []byte
 	for _, m := range ms {
-		switch m.key {
+		switch m.Key {
 		case "jsonrpc":
-			version = m.val
+			version = m.Value
 		case "method":
-			method = m.val
+			method = m.Value
 		case "id":
-			r.id = m.val
+			r.id = m.Value
 		case "params":
-			r.params = m.val
+			r.params = m.Value
 		}
 	}
 	if r.id != nil {
@@ -283,7 +283,7 @@ func parseRequest(data []byte) (*request, []byte) {
 				"the request id must be a string, a number or null, not "+kind(r.id))
 		}
 	}
-	if version == nil || version[0] != '"' || unquote(version) != "2.0" {
+	if version == nil || version[0] != '"' || json.Unquote(version) != "2.0" {
 		return nil, appendError(nil, r.id, api.CodeInvalidRequest, `the request must have "jsonrpc":"2.0"`)
 	}
 	if method == nil {
@@ -292,7 +292,7 @@ func parseRequest(data []byte) (*request, []byte) {
 	if method[0] != '"' {
 		return nil, appendError(nil, r.id, api.CodeInvalidRequest, "the method must be a string, not "+kind(method))
 	}
-	r.method = unquote(method)
+	r.method = json.Unquote(method)
 	if r.params != nil && r.params[0] != '{' && r.params[0] != '[' {
 		r.badParams = "params must be an object or an array, not " + kind(r.params)
 	}

@@ -2,10 +2,10 @@ package jsonrpc
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/json"
 )
 
 // BenchmarkSessionLookup is the daemon's path for one lookup request without the socket: check
