@@ -6,12 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/delvedns/delve/internal/resolver"
 )
@@ -27,37 +24,34 @@ const (
 // bufPool holds reply buffers for the goroutines that wait for an upstream.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// batchConn is a UDP socket read and written a batch at a time (x/net's ipv4 and ipv6
-// PacketConn; their Message types are the same).
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-func newBatchConn(c *net.UDPConn) batchConn {
-	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		return ipv6.NewPacketConn(c)
-	}
-	return ipv4.NewPacketConn(c)
+// packet is one datagram of a batch.
+type packet struct {
+	buf   []byte         // read: the buffer, n bytes of it the datagram; write: the datagram
+	n     int            // read
+	trunc bool           // read: the datagram was larger than buf, and cut (MSG_TRUNC)
+	addr  netip.AddrPort // read: the source; write: the destination
 }
 
 // readUDP is one of a few readers of a UDP socket. It answers what it can at once (delve's own
 // replies, cache hits) and hands queries that need an upstream to a goroutine of their own.
 func (s *Server) readUDP(c *net.UDPConn) {
 	defer s.loops.Done()
-	bc := newBatchConn(c)
-	in := make([]ipv4.Message, udpBatch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, udpBufSize)}
+	bc, err := newBatchConn(c, udpBatch)
+	if err != nil {
+		s.log.Error("reading UDP", "addr", c.LocalAddr(), "err", err)
+		return
 	}
-	out := make([]ipv4.Message, udpBatch)
+	in := make([]packet, udpBatch)
+	for i := range in {
+		in[i].buf = make([]byte, udpBufSize)
+	}
+	out := make([]packet, udpBatch)
 	outBufs := make([][]byte, udpBatch)
 	for i := range out {
 		outBufs[i] = make([]byte, 0, ednsSize+64)
-		out[i].Buffers = make([][]byte, 1)
 	}
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := bc.readBatch(in)
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -74,33 +68,37 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		}
 		replies := 0
 		for i := range n {
-			m := &in[i]
-			src, ok := m.Addr.(*net.UDPAddr)
-			if !ok || m.Flags&syscall.MSG_TRUNC != 0 {
+			p := &in[i]
+			if !p.addr.IsValid() || p.trunc {
 				s.stats.malformed.Add(1)
 				continue
 			}
-			reply, ok := s.handleUDP(c, m.Buffers[0][:m.N], src.AddrPort(), outBufs[replies][:0])
+			reply, ok := s.handleUDP(c, p.buf[:p.n], p.addr, outBufs[replies][:0])
 			if !ok {
 				continue
 			}
 			if cap(reply) > cap(outBufs[replies]) {
 				outBufs[replies] = reply[:0] // keep the larger buffer
 			}
-			out[replies].Buffers[0] = reply
-			out[replies].Addr = src
+			out[replies].buf = reply
+			out[replies].addr = p.addr
 			replies++
 		}
-		for sent := 0; sent < replies; {
-			k, err := bc.WriteBatch(out[sent:replies], 0)
-			if err != nil {
-				// One client's error (its port unreachable) must not cost the others
-				// their replies: skip the one that failed.
-				s.log.Debug("sending a reply", "client", out[sent+k].Addr, "err", err)
-				k++
-			}
-			sent += k
+		s.sendAll(bc, out[:replies])
+	}
+}
+
+// sendAll sends ps in as few system calls as it can.
+func (s *Server) sendAll(bc *batchConn, ps []packet) {
+	for sent := 0; sent < len(ps); {
+		k, err := bc.writeBatch(ps[sent:])
+		if err != nil {
+			// One client's error (a source port 0, which the kernel will not send to) must
+			// not cost the others their replies: skip the one that failed.
+			s.log.Debug("sending a reply", "client", ps[sent+k].addr, "err", err)
+			k++
 		}
+		sent += k
 	}
 }
 
