@@ -1,13 +1,17 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/miekg/dns"
 )
 
 // TestMmsghdrLayout: the Go struct is the kernel's struct mmsghdr on this GOARCH.
@@ -91,4 +95,45 @@ func loopback() (*net.Interface, error) {
 		}
 	}
 	return nil, errors.New("none is a loopback interface")
+}
+
+// TestSourcePortZero: a query from source port 0, which the kernel will not send a reply to,
+// costs neither the listener nor the clients after it.
+func TestSourcePortZero(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_UDP)
+	if err != nil {
+		t.Skipf("no raw socket to send from port 0 (needs CAP_NET_RAW): %v", err)
+	}
+	defer syscall.Close(fd)
+	s := listen(t, Options{Resolver: fakeResolver(answerA)})
+	// Answered at once by delve (REFUSED), so in the batch that sendmmsg sends.
+	q := question("version.bind", dns.TypeTXT)
+	q.Question[0].Qclass = dns.ClassCHAOS
+	payload, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A UDP header of our own, checksum 0 (none, for IPv4).
+	pkt := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint16(pkt[2:], uint16(port(s)))
+	binary.BigEndian.PutUint16(pkt[4:], uint16(8+len(payload)))
+	pkt = append(pkt, payload...)
+	for range 3 {
+		if err := syscall.Sendto(fd, pkt, 0, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &dns.Client{Timeout: 2 * time.Second}
+	for range 3 {
+		r, _, err := c.Exchange(q, udpAddr(s))
+		if err != nil {
+			t.Fatalf("after queries from port 0: %v", err)
+		}
+		if r.Rcode != dns.RcodeRefused {
+			t.Fatalf("rcode %s, want REFUSED", dns.RcodeToString[r.Rcode])
+		}
+	}
+	if got := s.Stats().UDPQueries; got != 6 {
+		t.Errorf("%d UDP queries counted, want 6", got)
+	}
 }
