@@ -128,3 +128,43 @@ func TestEDNSReply(t *testing.T) {
 		}
 	}
 }
+
+// TestECSCache: with ForwardECS, an answer the upstream gave for one client subnet is not served
+// from the cache to a client in another (it asks the upstream itself), but is to one in the same
+// subnet; without ForwardECS the subnet reaches no upstream, and every client shares one entry.
+func TestECSCache(t *testing.T) {
+	checkGoroutines(t)
+	subnet := func(a net.IP, bits uint8) *dns.EDNS0_SUBNET {
+		return &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: bits, Address: a.To4()}
+	}
+	for _, tt := range []struct {
+		forward bool
+		want    []int // upstream queries seen after each client's query
+	}{
+		{true, []int{1, 2, 2, 3}},
+		{false, []int{1, 1, 1, 1}},
+	} {
+		rec := newRecorder(t)
+		s := listen(t, Options{Resolver: rec.resolver(t), ForwardECS: tt.forward})
+		for i, e := range []*dns.EDNS0_SUBNET{
+			subnet(net.IPv4(192, 0, 2, 0), 24),
+			subnet(net.IPv4(198, 51, 100, 0), 24),
+			subnet(net.IPv4(198, 51, 100, 9), 24), // the same /24 as before
+			nil,
+		} {
+			q := question("subnet.example", dns.TypeA)
+			if e != nil {
+				q = edns(q, 1232, false, e)
+			}
+			if r := exchange(t, "udp", udpAddr(s), q); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Fatalf("forward %v, query %d: %v", tt.forward, i, r)
+			}
+			rec.mu.Lock()
+			n := len(rec.got)
+			rec.mu.Unlock()
+			if n != tt.want[i] {
+				t.Fatalf("forward %v, after query %d: %d upstream queries, want %d", tt.forward, i, n, tt.want[i])
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"container/list"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,18 +14,31 @@ import (
 // maxCacheTTL caps how long anything is kept, whatever the TTL says (as unbound's cache-max-ttl).
 const maxCacheTTL = 24 * time.Hour
 
-// cacheKey identifies a question. Names are case-insensitive; DO and CD change the answer.
+// cacheKey identifies a question. Names are case-insensitive; DO and CD change the answer, and
+// so does the client subnet a query carries (RFC 7871): an answer for one subnet is not served
+// to another.
 type cacheKey struct {
 	name   string
 	qtype  uint16
 	qclass uint16
 	do, cd bool
+	subnet netip.Prefix // the query's EDNS Client Subnet, masked; invalid when it has none
 }
 
 func keyOf(q *dns.Msg) cacheKey {
 	k := cacheKey{name: strings.ToLower(q.Question[0].Name), qtype: q.Question[0].Qtype, qclass: q.Question[0].Qclass, cd: q.CheckingDisabled}
 	if opt := q.IsEdns0(); opt != nil {
 		k.do = opt.Do()
+		for _, o := range opt.Option {
+			if e, ok := o.(*dns.EDNS0_SUBNET); ok {
+				// miekg/dns has checked family and prefix length; family 0 (no address: the
+				// client asks that none be used) is as if there were no option.
+				if a, ok := netip.AddrFromSlice(e.Address); ok {
+					k.subnet, _ = a.Unmap().Prefix(int(e.SourceNetmask))
+				}
+				break
+			}
+		}
 	}
 	return k
 }

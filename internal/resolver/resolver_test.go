@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -549,5 +550,50 @@ func TestExchangeReplyIsTheCallers(t *testing.T) {
 	}
 	if got := m.Answer[0].(*dns.A).A.String(); got != "192.0.2.1" || m.Answer[0].Header().Name != "multi.delve.test." {
 		t.Fatalf("the cached entry changed: %v", m.Answer[0])
+	}
+}
+
+// TestCacheKeyedBySubnet: an answer for one EDNS Client Subnet is not served to another (RFC
+// 7871); the same subnet, however the client wrote its host bits, shares the entry.
+func TestCacheKeyedBySubnet(t *testing.T) {
+	srv := newDoTServer(t, reply(dns.RcodeSuccess, 0))
+	r := newResolver(t, Options{CacheSize: 10}, srv.upstream(t, "s"))
+	ask := func(subnet string) Info {
+		t.Helper()
+		q := new(dns.Msg)
+		q.SetQuestion("ecs.example.", dns.TypeA)
+		if subnet != "" {
+			p := netip.MustParsePrefix(subnet)
+			fam := uint16(1)
+			if p.Addr().Is6() {
+				fam = 2
+			}
+			opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+			opt.Option = append(opt.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: fam, SourceNetmask: uint8(p.Bits()), Address: p.Addr().AsSlice()})
+			q.Extra = append(q.Extra, opt)
+		}
+		_, info, err := r.Exchange(ctxT(t, 5*time.Second), q, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	for i, tt := range []struct {
+		subnet  string
+		cached  bool
+		queries int64
+	}{
+		{"192.0.2.0/24", false, 1},
+		{"192.0.2.0/24", true, 1},
+		{"192.0.2.77/24", true, 1}, // the same /24
+		{"198.51.100.0/24", false, 2},
+		{"2001:db8:1::/48", false, 3},
+		{"2001:db8:1::5/48", true, 3},
+		{"", false, 4}, // no subnet: an entry of its own
+		{"", true, 4},
+	} {
+		if info := ask(tt.subnet); info.Cached != tt.cached || srv.queries.Load() != tt.queries {
+			t.Fatalf("step %d (%q): cached %v, %d upstream queries; want %v, %d", i, tt.subnet, info.Cached, srv.queries.Load(), tt.cached, tt.queries)
+		}
 	}
 }
