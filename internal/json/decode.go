@@ -194,29 +194,17 @@ func (d *decoder) object(v reflect.Value) {
 		return
 	}
 	outerStruct, depth := d.strct, len(d.fields)
-	d.i++ // '{'
-	for {
-		d.i = skipSpace(d.data, d.i)
-		if d.data[d.i] == '}' {
-			d.i++
-			break
-		}
-		if d.data[d.i] == ',' {
-			d.i = skipSpace(d.data, d.i+1)
-		}
-		kend := skipString(d.data, d.i)
-		key := unquote(d.data[d.i:kend])
-		d.i = skipSpace(d.data, kend) + 1 // ':'
+	d.members(func(key string) bool {
 		if v.Kind() == reflect.Map {
 			elem := reflect.New(v.Type().Elem()).Elem()
 			d.value(elem) // an error names the map's field, not the key (as encoding/json's)
 			v.SetMapIndex(reflect.ValueOf(key).Convert(v.Type().Key()), elem)
-			continue
+			return true
 		}
 		f := findField(fields, key)
 		if f == nil {
 			d.i = skipValue(d.data, skipSpace(d.data, d.i))
-			continue
+			return true
 		}
 		fv := v
 		for _, x := range f.index {
@@ -231,7 +219,8 @@ func (d *decoder) object(v reflect.Value) {
 		d.fields = append(d.fields[:depth], f.name)
 		d.strct = v.Type()
 		d.value(fv)
-	}
+		return true
+	})
 	d.fields, d.strct = d.fields[:depth], outerStruct
 }
 
@@ -243,17 +232,8 @@ func (d *decoder) array(v reflect.Value) {
 		d.i = skipValue(d.data, d.i)
 		return
 	}
-	d.i++ // '['
 	n := 0
-	for {
-		d.i = skipSpace(d.data, d.i)
-		if d.data[d.i] == ']' {
-			d.i++
-			break
-		}
-		if d.data[d.i] == ',' {
-			d.i++
-		}
+	d.elements(func() bool {
 		switch {
 		case v.Kind() == reflect.Slice:
 			if n >= v.Cap() {
@@ -267,7 +247,8 @@ func (d *decoder) array(v reflect.Value) {
 			d.i = skipValue(d.data, skipSpace(d.data, d.i))
 		}
 		n++
-	}
+		return true
+	})
 	switch {
 	case v.Kind() == reflect.Array:
 		for ; n < v.Len(); n++ {
@@ -280,6 +261,47 @@ func (d *decoder) array(v reflect.Value) {
 	}
 }
 
+// members walks the object at d.i (after any space), calling each with d.i at a member's value,
+// which each must move d.i past; false from each ends the walk there. After a whole walk d.i is
+// past the '}'.
+func (d *decoder) members(each func(key string) bool) {
+	d.i = skipSpace(d.data, d.i) + 1 // past '{'
+	for {
+		d.i = skipSpace(d.data, d.i)
+		if d.i >= len(d.data) || d.data[d.i] == '}' {
+			d.i++
+			return
+		}
+		if d.data[d.i] == ',' {
+			d.i = skipSpace(d.data, d.i+1)
+		}
+		kend := skipString(d.data, d.i)
+		key := unquote(d.data[d.i:kend])
+		d.i = skipSpace(d.data, kend) + 1 // past ':'
+		if !each(key) {
+			return
+		}
+	}
+}
+
+// elements is members for an array.
+func (d *decoder) elements(each func() bool) {
+	d.i = skipSpace(d.data, d.i) + 1 // past '['
+	for {
+		d.i = skipSpace(d.data, d.i)
+		if d.i >= len(d.data) || d.data[d.i] == ']' {
+			d.i++
+			return
+		}
+		if d.data[d.i] == ',' {
+			d.i++
+		}
+		if !each() {
+			return
+		}
+	}
+}
+
 // generic decodes the value at d.i as encoding/json does into an interface{}: map[string]any,
 // []any, float64, string, bool or nil.
 func (d *decoder) generic() any {
@@ -287,35 +309,14 @@ func (d *decoder) generic() any {
 	switch d.data[start] {
 	case '{':
 		m := map[string]any{}
-		d.i = start + 1
-		for {
-			d.i = skipSpace(d.data, d.i)
-			if d.data[d.i] == '}' {
-				d.i++
-				return m
-			}
-			if d.data[d.i] == ',' {
-				d.i = skipSpace(d.data, d.i+1)
-			}
-			kend := skipString(d.data, d.i)
-			key := unquote(d.data[d.i:kend])
-			d.i = skipSpace(d.data, kend) + 1
-			m[key] = d.generic()
-		}
+		d.i = start
+		d.members(func(key string) bool { m[key] = d.generic(); return true })
+		return m
 	case '[':
 		a := []any{}
-		d.i = start + 1
-		for {
-			d.i = skipSpace(d.data, d.i)
-			if d.data[d.i] == ']' {
-				d.i++
-				return a
-			}
-			if d.data[d.i] == ',' {
-				d.i++
-			}
-			a = append(a, d.generic())
-		}
+		d.i = start
+		d.elements(func() bool { a = append(a, d.generic()); return true })
+		return a
 	}
 	end := skipValue(d.data, start)
 	d.i = end

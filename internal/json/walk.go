@@ -26,30 +26,16 @@ func (e *DuplicateKeyError) Error() string {
 func Members(data []byte) ([]Member, error) {
 	var ms []Member
 	var seen map[string]struct{}
-	i := skipSpace(data, 0) + 1 // past '{'
-	for {
-		i = skipSpace(data, i)
-		if i >= len(data) || data[i] == '}' {
-			return ms, nil
-		}
-		if data[i] == ',' {
-			i = skipSpace(data, i+1)
-		}
-		end := skipString(data, i)
-		key := unquote(data[i:end])
-		i = skipSpace(data, end) + 1 // past ':'
-		i = skipSpace(data, i)
-		vend := skipValue(data, i)
+	var err error
+	d := decoder{data: data}
+	d.members(func(key string) bool {
 		switch {
 		case seen != nil:
-			if _, dup := seen[key]; dup {
-				return nil, &DuplicateKeyError{Key: key}
-			}
-			seen[key] = struct{}{}
 		case len(ms) < 16:
 			for _, m := range ms {
 				if m.Key == key {
-					return nil, &DuplicateKeyError{Key: key}
+					err = &DuplicateKeyError{Key: key}
+					return false
 				}
 			}
 		default:
@@ -57,33 +43,36 @@ func Members(data []byte) ([]Member, error) {
 			for _, m := range ms {
 				seen[m.Key] = struct{}{}
 			}
+		}
+		if seen != nil {
 			if _, dup := seen[key]; dup {
-				return nil, &DuplicateKeyError{Key: key}
+				err = &DuplicateKeyError{Key: key}
+				return false
 			}
 			seen[key] = struct{}{}
 		}
-		ms = append(ms, Member{Key: key, Value: data[i:vend]})
-		i = vend
+		start := skipSpace(data, d.i)
+		d.i = skipValue(data, start)
+		ms = append(ms, Member{Key: key, Value: data[start:d.i]})
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
+	return ms, nil
 }
 
 // Elements splits a valid JSON array into its elements. It stops counting at max+1 elements, so
 // a huge array costs no more than a slightly-too-large one.
 func Elements(data []byte, max int) [][]byte {
 	var es [][]byte
-	i := skipSpace(data, 0) + 1 // past '['
-	for len(es) <= max {
-		i = skipSpace(data, i)
-		if i >= len(data) || data[i] == ']' {
-			break
-		}
-		if data[i] == ',' {
-			i = skipSpace(data, i+1)
-		}
-		end := skipValue(data, i)
-		es = append(es, data[i:end])
-		i = end
-	}
+	d := decoder{data: data}
+	d.elements(func() bool {
+		start := skipSpace(data, d.i)
+		d.i = skipValue(data, start)
+		es = append(es, data[start:d.i])
+		return len(es) <= max
+	})
 	return es
 }
 
