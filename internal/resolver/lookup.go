@@ -2,8 +2,6 @@ package resolver
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +59,7 @@ func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
 	var firstErr error
 	ok := 0
 	seen := map[string]bool{}
+	var buf []byte
 	for _, tr := range replies {
 		if tr.err != nil {
 			if firstErr == nil {
@@ -78,7 +77,8 @@ func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
 		res.Secure = res.Secure && m.AuthenticatedData
 		res.Rcode = mergeRcode(res.Rcode, m.Rcode)
 		for _, rr := range m.Answer {
-			if k := rrKey(rr); !seen[k] {
+			var k string
+			if k, buf = rrKey(rr, buf); !seen[k] {
 				seen[k] = true
 				res.Answers = append(res.Answers, rr)
 			}
@@ -114,14 +114,32 @@ func mergeRcode(a, b int) int {
 }
 
 // rrKey says what makes two records the same record: owner name (case-insensitive), class, type
-// and data; not the TTL. The data is taken from the presentation form, which follows the
-// header's, so names in it compare as written. (dns.IsDuplicate says the same through a method
-// of each record type, which the linker then keeps; see clone.)
-func rrKey(rr dns.RR) string {
-	h := rr.Header()
-	s := rr.String()
-	if data, ok := strings.CutPrefix(s, h.String()); ok {
-		s = data
+// and data; not the TTL. It is the record's wire form, uncompressed, with the owner lower-cased and
+// the TTL zeroed, so names in the data compare as written. buf is scratch space, returned for the
+// next call. (dns.IsDuplicate says the same through a method of each record type, which the
+// linker then keeps; see clone.)
+func rrKey(rr dns.RR, buf []byte) (string, []byte) {
+	if n := dns.Len(rr); cap(buf) < n {
+		buf = make([]byte, n)
 	}
-	return strings.ToLower(h.Name) + " " + strconv.Itoa(int(h.Class)) + " " + strconv.Itoa(int(h.Rrtype)) + " " + s
+	buf = buf[:cap(buf)]
+	end, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		return "unpackable " + rr.String(), buf
+	}
+	i := 0 // past the owner name's labels
+	for i < end && buf[i] != 0 {
+		i += int(buf[i]) + 1
+	}
+	i++
+	if i+8 > end {
+		return "unpackable " + rr.String(), buf
+	}
+	for j := range buf[:i] {
+		if 'A' <= buf[j] && buf[j] <= 'Z' { // label lengths are at most 63: never a letter
+			buf[j] += 'a' - 'A'
+		}
+	}
+	clear(buf[i+4 : i+8]) // the TTL, after type and class
+	return string(buf[:end]), buf
 }
