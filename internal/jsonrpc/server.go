@@ -180,10 +180,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.stopReading()
 	}
 	s.mu.Unlock()
+	return Drain(ctx, s.wg.Wait, s.cancel, func() {
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+	})
+}
 
+// Drain is the waiting half of a server's Shutdown: it waits until wait returns, and when ctx
+// ends first, cancels the calls in flight and runs kill (which closes what is still open), waits
+// on, and returns ctx.Err(). cancel runs in any case, once the server's goroutines have ended.
+func Drain(ctx context.Context, wait, cancel, kill func()) error {
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		wait()
 		close(done)
 	}()
 	var err error
@@ -191,26 +203,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
-		s.cancel()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.nc.Close()
-		}
-		s.mu.Unlock()
+		cancel()
+		kill()
 		<-done
 	}
-	s.cancel()
+	cancel()
 	return err
+}
+
+// CloseNow runs shutdown with a context that has already ended: a server's Close, which stops
+// at once and returns when every goroutine of the server has ended.
+func CloseNow(shutdown func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	shutdown(ctx)
+	return nil
 }
 
 // Close stops the server at once: calls in flight are canceled, connections closed. It returns
 // once every goroutine of the server has ended.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	s.Shutdown(ctx)
-	return nil
-}
+func (s *Server) Close() error { return CloseNow(s.Shutdown) }
 
 // conn is one socket connection: the reader runs in serve, the writer in its own goroutine, and
 // the calls in the session's.

@@ -212,19 +212,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-
-	var err error
-	done := make(chan struct{})
-	go func() {
+	wait := func() {
 		s.plainWG.Wait()
 		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		s.cancel()
+	}
+	return jsonrpc.Drain(ctx, wait, s.cancel, func() {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.kill()
@@ -233,20 +225,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			hc.nc.Close()
 		}
 		s.mu.Unlock()
-		<-done
-	}
-	s.cancel()
-	return err
+	})
 }
 
 // Close stops the server at once: calls in flight are canceled, connections closed. It returns
 // once every goroutine of the server has ended.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	s.Shutdown(ctx)
-	return nil
-}
+func (s *Server) Close() error { return jsonrpc.CloseNow(s.Shutdown) }
 
 // ServeHTTP checks the request (path, token, host, origin, connection limit) and serves the
 // WebSocket connection it upgrades to.
