@@ -77,18 +77,6 @@ func (r *KdigResult) Data(typ string) []string {
 // Kdig runs kdig +tls against q.Server and parses its output. An error means kdig got no
 // answer (connection, TLS or timeout); an NXDOMAIN answer is not an error.
 func Kdig(ctx context.Context, q KdigQuery) (*KdigResult, error) {
-	bin, err := LookTool("kdig")
-	if err != nil {
-		return nil, fmt.Errorf("running kdig: %w (install the Debian package knot-dnsutils)", err)
-	}
-	server := q.Server
-	if server == "" {
-		server = "127.0.0.1"
-	}
-	typ := q.Type
-	if typ == "" {
-		typ = "A"
-	}
 	args := []string{"+tls", "+timeout=3", "+retry=0"}
 	if q.CAFile != "" {
 		args = append(args, "+tls-ca="+q.CAFile)
@@ -99,15 +87,7 @@ func Kdig(ctx context.Context, q KdigQuery) (*KdigResult, error) {
 	if q.Pin != "" {
 		args = append(args, "+tls-pin="+q.Pin)
 	}
-	if q.Port != 0 {
-		args = append(args, "-p", strconv.Itoa(q.Port))
-	}
-	if q.Short {
-		args = append(args, "+short")
-	}
-	args = append(args, q.Extra...)
-	args = append(args, "@"+server, q.Name, typ)
-	return runQueryTool(ctx, bin, args, q.Short)
+	return runQueryTool(ctx, "kdig", "knot-dnsutils", args, q.Server, q.Port, q.Name, q.Type, q.Short, q.Extra)
 }
 
 // KdigQuery returns the kdig query for name and typ against u, with u's CA and TLS name.
@@ -135,18 +115,6 @@ type DigQuery struct {
 
 // Dig runs dig and parses its output into the same result as Kdig.
 func Dig(ctx context.Context, q DigQuery) (*KdigResult, error) {
-	bin, err := LookTool("dig")
-	if err != nil {
-		return nil, fmt.Errorf("running dig: %w (install the Debian package bind9-dnsutils)", err)
-	}
-	server := q.Server
-	if server == "" {
-		server = "127.0.0.1"
-	}
-	typ := q.Type
-	if typ == "" {
-		typ = "A"
-	}
 	// +nocookie: unbound 1.17 ignores cookies and a missing server cookie only adds warnings.
 	args := []string{"+time=3", "+tries=1", "+nocookie", "+nosearch"}
 	if q.TCP {
@@ -161,18 +129,30 @@ func Dig(ctx context.Context, q DigQuery) (*KdigResult, error) {
 	if q.Ignore {
 		args = append(args, "+ignore")
 	}
-	if q.Port != 0 {
-		args = append(args, "-p", strconv.Itoa(q.Port))
-	}
-	if q.Short {
-		args = append(args, "+short")
-	}
-	args = append(args, q.Extra...)
-	args = append(args, "@"+server, q.Name, typ)
-	return runQueryTool(ctx, bin, args, q.Short)
+	return runQueryTool(ctx, "dig", "bind9-dnsutils", args, q.Server, q.Port, q.Name, q.Type, q.Short, q.Extra)
 }
 
-func runQueryTool(ctx context.Context, bin string, args []string, short bool) (*KdigResult, error) {
+// runQueryTool runs kdig or dig (from Debian package pkg) with its own args and what both take
+// alike: the server (default 127.0.0.1), port, name, type (default A), +short and extra args.
+func runQueryTool(ctx context.Context, tool, pkg string, args []string, server string, port int, name, typ string, short bool, extra []string) (*KdigResult, error) {
+	bin, err := LookTool(tool)
+	if err != nil {
+		return nil, fmt.Errorf("running %s: %w (install the Debian package %s)", tool, err, pkg)
+	}
+	if server == "" {
+		server = "127.0.0.1"
+	}
+	if typ == "" {
+		typ = "A"
+	}
+	if port != 0 {
+		args = append(args, "-p", strconv.Itoa(port))
+	}
+	if short {
+		args = append(args, "+short")
+	}
+	args = append(args, extra...)
+	args = append(args, "@"+server, name, typ)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, QueryTimeout)
@@ -182,7 +162,7 @@ func runQueryTool(ctx context.Context, bin string, args []string, short bool) (*
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	res := &KdigResult{Output: stdout.String(), Args: append([]string{bin}, args...)}
 	cmdline := strings.Join(res.Args, " ")
 	if err != nil {
