@@ -579,25 +579,7 @@ func TestLookupTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var held []net.Conn
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := hang.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c) // hold it open, say nothing
-		}
-	}()
-	t.Cleanup(func() {
-		hang.Close()
-		<-accepted
-		for _, c := range held {
-			c.Close()
-		}
-	})
+	holdSilently(t, hang)
 	deadPort, err := testenv.FreePort("tcp")
 	if err != nil {
 		t.Fatal(err)
@@ -673,6 +655,18 @@ func TestBridgeDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	holdSilently(t, l)
+	r := rpcd(t, env("DELVE_CONFIG=/nonexistent/delve", "DELVE_SOCKET="+sock), []byte(`{"name":"a.delve.test"}`), "call", "lookup")
+	msg := r.wantError(t, api.CodeTimeout)
+	if !strings.Contains(msg, ubus.DefaultDeadline.String()) {
+		t.Fatalf("message %q", msg)
+	}
+	t.Log(msg)
+}
+
+// holdSilently accepts every connection on l and holds it open without a word, until the test
+// ends: a peer that connects and never answers.
+func holdSilently(t *testing.T, l net.Listener) {
 	var held []net.Conn
 	accepted := make(chan struct{})
 	go func() {
@@ -692,10 +686,4 @@ func TestBridgeDeadline(t *testing.T) {
 			c.Close()
 		}
 	})
-	r := rpcd(t, env("DELVE_CONFIG=/nonexistent/delve", "DELVE_SOCKET="+sock), []byte(`{"name":"a.delve.test"}`), "call", "lookup")
-	msg := r.wantError(t, api.CodeTimeout)
-	if !strings.Contains(msg, ubus.DefaultDeadline.String()) {
-		t.Fatalf("message %q", msg)
-	}
-	t.Log(msg)
 }
