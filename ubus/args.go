@@ -44,7 +44,7 @@ func parseArgs(m api.Method, data []byte) (map[string]string, error) {
 			_, err := json.ValueEnd(data)
 			return nil, notJSON(err)
 		}
-		return nil, badRequest("the arguments must be a JSON object, not " + kindOfRaw(data))
+		return nil, badRequest("the arguments must be a JSON object, not " + json.Kind(data))
 	}
 	if rest := bytes.TrimSpace(data[end:]); len(rest) > 0 {
 		if !startsValue(rest[0]) {
@@ -121,7 +121,7 @@ func members(m api.Method, data []byte) (params map[string]string, end int, err 
 				}
 				params[key] = json.Unquote(val)
 			default:
-				return nil, 0, badRequest("the argument " + strconv.Quote(key) + " must be a string, not " + kindOfRaw(val))
+				return nil, 0, badRequest("the argument " + strconv.Quote(key) + " must be a string, not " + json.Kind(val))
 			}
 		}
 		if c, err = next(",}"); err != nil {
@@ -160,19 +160,4 @@ func notJSON(err error) error {
 		return badRequest("the arguments are not valid JSON: they end too early")
 	}
 	return badRequest("the arguments are not valid JSON: " + err.Error())
-}
-
-// kindOfRaw names the JSON type of a value that is not null.
-func kindOfRaw(v []byte) string {
-	switch v[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	}
-	return "a number"
 }

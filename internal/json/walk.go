@@ -78,3 +78,24 @@ func Elements(data []byte, max int) [][]byte {
 
 // Unquote returns the text of a valid JSON string literal.
 func Unquote(lit []byte) string { return unquote(lit) }
+
+// Kind names the JSON type of a raw value, for error messages ("an object", "null").
+func Kind(v []byte) string {
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}

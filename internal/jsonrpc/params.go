@@ -31,7 +31,7 @@ func DecodeParams(params json.RawMessage, v any) error {
 			return api.NewError(api.CodeBadRequest, "params member "+strconv.Quote(dup.Key)+" appears twice")
 		}
 	case isStructPointer(v):
-		return api.NewError(api.CodeBadRequest, "params must be an object with named members, not "+kind(data))
+		return api.NewError(api.CodeBadRequest, "params must be an object with named members, not "+json.Kind(data))
 	}
 	err := json.Unmarshal(data, v)
 	if err == nil {

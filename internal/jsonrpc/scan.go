@@ -1,8 +1,7 @@
 package jsonrpc
 
-// The functions here look at JSON without decoding it, before and after json.Valid.
-
-// tooDeep reports whether data nests arrays and objects deeper than max.
+// tooDeep reports whether data nests arrays and objects deeper than max. It runs before
+// json.Valid, whose own limit is 10,000 levels.
 func tooDeep(data []byte, max int) bool {
 	depth := 0
 	inString, escaped := false, false
@@ -34,24 +33,3 @@ func tooDeep(data []byte, max int) bool {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// kind names the JSON type of a raw value for error messages.
-func kind(v []byte) string {
-	if len(v) == 0 {
-		return "nothing"
-	}
-	switch v[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
-}

@@ -189,7 +189,7 @@ func (s *Session) Handle(msg []byte) {
 		}()
 	default:
 		s.send(appendError(nil, nil, api.CodeInvalidRequest,
-			"a request must be a JSON object or an array of them, not "+kind(data)))
+			"a request must be a JSON object or an array of them, not "+json.Kind(data)))
 	}
 }
 
@@ -256,7 +256,7 @@ type request struct {
 // parseRequest checks one request object (valid JSON). On failure it returns the error response.
 func parseRequest(data []byte) (*request, []byte) {
 	if data[0] != '{' {
-		return nil, appendError(nil, nil, api.CodeInvalidRequest, "a request must be a JSON object, not "+kind(data))
+		return nil, appendError(nil, nil, api.CodeInvalidRequest, "a request must be a JSON object, not "+json.Kind(data))
 	}
 	ms, err := json.Members(data)
 	if err != nil {
@@ -280,7 +280,7 @@ func parseRequest(data []byte) (*request, []byte) {
 		switch r.id[0] {
 		case '{', '[', 't', 'f':
 			return nil, appendError(nil, nil, api.CodeInvalidRequest,
-				"the request id must be a string, a number or null, not "+kind(r.id))
+				"the request id must be a string, a number or null, not "+json.Kind(r.id))
 		}
 	}
 	if version == nil || version[0] != '"' || json.Unquote(version) != "2.0" {
@@ -290,11 +290,11 @@ func parseRequest(data []byte) (*request, []byte) {
 		return nil, appendError(nil, r.id, api.CodeInvalidRequest, `the request has no "method"`)
 	}
 	if method[0] != '"' {
-		return nil, appendError(nil, r.id, api.CodeInvalidRequest, "the method must be a string, not "+kind(method))
+		return nil, appendError(nil, r.id, api.CodeInvalidRequest, "the method must be a string, not "+json.Kind(method))
 	}
 	r.method = json.Unquote(method)
 	if r.params != nil && r.params[0] != '{' && r.params[0] != '[' {
-		r.badParams = "params must be an object or an array, not " + kind(r.params)
+		r.badParams = "params must be an object or an array, not " + json.Kind(r.params)
 	}
 	return &r, nil
 }
