@@ -527,7 +527,7 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 	d.lookups.Add(1)
 	if err != nil {
 		d.failures.Add(1)
-		aerr := lookupError(name, cfg.Timeout, err)
+		aerr := lookupError(name, cfg.Timeout, err, errors.Is(ctx.Err(), context.DeadlineExceeded))
 		d.lookupEvent(jsonrpc.Event{Name: name, Error: string(aerr.Code)}, types, from, start)
 		return nil, aerr
 	}
@@ -549,12 +549,14 @@ func (d *Daemon) lookupEvent(ev jsonrpc.Event, types []uint16, from string, star
 	d.hub.Publish(ev)
 }
 
-// lookupError maps a resolver error to the error the transports report.
-func lookupError(name string, timeout time.Duration, err error) *api.Error {
+// lookupError maps a resolver error to the error the transports report. expired tells whether
+// the lookup's own deadline (timeout) passed: an upstream's shorter deadline (its dial timeout)
+// that expired first is that upstream's failure, and its error names that deadline.
+func lookupError(name string, timeout time.Duration, err error, expired bool) *api.Error {
 	switch {
 	case errors.Is(err, resolver.ErrUnknownUpstream):
 		return api.NewError(api.CodeBadRequest, err.Error())
-	case errors.Is(err, resolver.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, resolver.ErrTimeout), expired && errors.Is(err, context.DeadlineExceeded):
 		msg := fmt.Sprintf("the lookup of %s timed out after %s", name, timeout)
 		// The resolver's error says why, when it knows: "the lookup timed out (upstream x: ...)".
 		if why := strings.TrimPrefix(err.Error(), resolver.ErrTimeout.Error()); why != err.Error() && why != "" {

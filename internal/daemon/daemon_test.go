@@ -79,8 +79,15 @@ type running struct {
 
 func start(t *testing.T, path string) *running {
 	t.Helper()
+	return startWith(t, Options{Config: path})
+}
+
+// startWith runs a daemon with opts; its log and signals are the test's.
+func startWith(t *testing.T, opts Options) *running {
+	t.Helper()
 	r := &running{log: &testenv.SyncBuffer{}, sig: make(chan os.Signal, 1), done: make(chan error, 1)}
-	d, err := New(Options{Config: path, Stderr: r.log, Signals: r.sig})
+	opts.Stderr, opts.Signals = r.log, r.sig
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

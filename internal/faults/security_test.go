@@ -340,7 +340,7 @@ func TestUpstreamTLSNeverDowngraded(t *testing.T) {
 		{"plain DNS that answers", upstreamConf{name: "chatty", port: chatty.port(), tlsName: testenv.TLSName, ca: old.ca.CertPEM}, chatty,
 			"TLS handshake failed: tls: first record does not look like a TLS handshake"},
 		{"plain DNS that waits (unbound)", upstreamConf{name: "quiet", port: quiet.port(), tlsName: testenv.TLSName, ca: old.ca.CertPEM}, quiet,
-			"connecting did not finish in time (TCP and TLS handshake)"},
+			"connecting did not finish within 2s (TCP and TLS handshake)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -170,7 +170,7 @@ func TestHandshakeTimeoutSaysSo(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = u.Close() })
 	_, err = u.Exchange(ctxT(t, 100*time.Millisecond), query("silent.example."))
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connecting did not finish in time (TCP and TLS handshake)") {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connecting did not finish within 100ms (TCP and TLS handshake)") {
 		t.Fatalf("err = %v", err)
 	}
 }

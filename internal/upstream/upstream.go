@@ -215,6 +215,7 @@ func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		return nil, err
 	}
 	question := wire[12:questionEnd(wire)]
+	began := time.Now()
 	for attempt, done := 1, 0; ; {
 		c, err := u.acquire(ctx)
 		if err != nil {
@@ -237,8 +238,11 @@ func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 				continue
 			}
 		}
-		if errors.Is(err, errConnLost) {
+		switch {
+		case errors.Is(err, errConnLost):
 			err = ErrConnClosed
+		case err == ctx.Err():
+			return nil, fmt.Errorf("upstream %s: no reply %s: %w", u.label(), within(ctx, began), err)
 		}
 		return nil, fmt.Errorf("upstream %s: %w", u.label(), err)
 	}
@@ -270,6 +274,7 @@ func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
 	// finds this caller counted and wakes it.
 	u.waiters.Add(1)
 	defer u.waiters.Add(-1)
+	began := time.Now()
 	for {
 		u.mu.Lock()
 		if u.closed {
@@ -311,9 +316,9 @@ func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
 			if d != nil {
 				// Say what was not done in time: a server that takes TCP and never answers the
 				// ClientHello (plain DNS on the DoT port, a black hole) ends up here.
-				return nil, fmt.Errorf("upstream %s: connecting did not finish in time (TCP and TLS handshake): %w", u.label(), ctx.Err())
+				return nil, fmt.Errorf("upstream %s: connecting did not finish %s (TCP and TLS handshake): %w", u.label(), within(ctx, began), ctx.Err())
 			}
-			return nil, fmt.Errorf("upstream %s: %w", u.label(), ctx.Err())
+			return nil, fmt.Errorf("upstream %s: no free connection %s: %w", u.label(), within(ctx, began), ctx.Err())
 		}
 	}
 }
@@ -380,6 +385,9 @@ var errRemoteAlert = errors.New("the server refused the TLS handshake")
 func (u *Upstream) handshakeWith(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
 	nc, err := u.opts.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("upstream %s: connecting: TCP did not connect within the dial timeout (%v): %w", u.label(), u.opts.DialTimeout, err)
+		}
 		return nil, fmt.Errorf("upstream %s: connecting: %w", u.label(), err)
 	}
 	if tcp, ok := nc.(*net.TCPConn); ok {
@@ -398,6 +406,10 @@ func (u *Upstream) handshakeWith(ctx context.Context, cfg *tls.Config) (*tls.Con
 			// crypto/tls reports the server's alert as a net.OpError "remote error": a refusal,
 			// not a network failure.
 			return nil, u.tlsErr(TLSHandshake, fmt.Errorf("%w: %w", errRemoteAlert, err))
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+			// The dial's own deadline, not the lookup's: say which, since the lookup may have had
+			// far longer.
+			return nil, fmt.Errorf("upstream %s: the TLS handshake did not finish within the dial timeout (%v): %w", u.label(), u.opts.DialTimeout, err)
 		case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			return nil, fmt.Errorf("upstream %s: TLS handshake: %w", u.label(), err)
 		default:
@@ -409,6 +421,18 @@ func (u *Upstream) handshakeWith(ctx context.Context, cfg *tls.Config) (*tls.Con
 		u.stats.resumed.Add(1)
 	}
 	return tc, nil
+}
+
+// within says how long a caller that gave up at its context's deadline had had, counted from
+// began: "within 400ms". A caller cancelled instead is told so.
+func within(ctx context.Context, began time.Time) string {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "before the caller gave up"
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		return "within " + dl.Sub(began).Round(time.Millisecond).String()
+	}
+	return "in time"
 }
 
 // changed wakes callers waiting for a slot, if there are any.
