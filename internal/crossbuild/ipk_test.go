@@ -327,6 +327,7 @@ func TestIPK(t *testing.T) {
 		check("Architecture", ipkArch)
 		check("Depends", "libc, ca-bundle, rpcd")
 		check("SourceDateEpoch", epoch)
+		check("License", "MIT") // LICENSE
 
 		// Installed-Size: the bytes of the uncompressed data.tar (openwrt PR #14352).
 		zr, err := gzip.NewReader(bytes.NewReader(dataGz))

@@ -13,66 +13,23 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/delvedns/delve/scripts/pkgdef"
 )
 
-// The package's fixed metadata (the feed recipe openwrt/delve/Makefile says the same).
-const (
-	pkgName = "delve"
-	depends = "libc, ca-bundle, rpcd"
-	source  = "github.com/delvedns/delve"
-	section = "net"
-	url     = "https://github.com/delvedns/delve"
-	// The project has chosen no license yet: NOASSERTION (SPDX) says so rather than guessing.
-	license = "NOASSERTION"
-)
-
-// description is written as OpenWrt writes it: the first line after "Description: " with one
-// space, every further line indented by one space.
-var description = []string{
-	"DNS-over-TLS (RFC 7858) lookups with warm, pipelined connections and a cache.",
-	"delve NAME [TYPE] answers from a shell like kdig +tls; the procd service serves",
-	"JSON-RPC 2.0 on a unix socket (and a WebSocket when configured) and plain DNS to",
-	"dnsmasq, and rpcd makes it the ubus object delve:",
-	`ubus call delve lookup '{"name":"openwrt.org"}'`,
-}
-
-// file is one payload file: where it goes, where it comes from, and its mode.
-type file struct {
-	dst, src string
-	mode     int64
-}
-
-// payload lists what the package installs (DESIGN.md, "Files on the router"); src is relative
-// to -files, except the binary.
-func payload(bin string) []file {
-	return []file{
-		{"usr/bin/delve", bin, 0o755},
-		{"etc/init.d/delve", "delve.init", 0o755},
-		{"etc/config/delve", "delve.config", 0o600},
-		{"usr/libexec/rpcd/delve", "delve.rpcd", 0o755},
-		{"usr/share/rpcd/acl.d/delve.json", "delve.acl.json", 0o644},
-	}
-}
-
-// conffiles are kept over an upgrade and listed in the control archive.
-var conffiles = []string{"/etc/config/delve"}
-
-// Maintainer scripts. postinst and prerm are OpenWrt's generated ones (package-pack.mk), quoted
-// for shellcheck; default_postinst enables and starts /etc/init.d/delve, then sources
-// postinst-pkg, and default_prerm sources prerm-pkg, then stops (and, unless upgrading,
-// disables) the service. postrm runs after the files are gone.
+// Maintainer scripts. postinst and prerm are OpenWrt's generated ones for an .ipk
+// (package-pack.mk), quoted for shellcheck; default_postinst enables and starts /etc/init.d/delve,
+// then sources postinst-pkg (pkgdef.PostinstPkg), and default_prerm sources prerm-pkg, then
+// stops (and, unless upgrading, disables) the service. postrm (pkgdef.Postrm) runs after the
+// files are gone.
 const (
 	postinst = `#!/bin/sh
 [ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
@@ -86,19 +43,6 @@ default_postinst "$0" "$@"
 # shellcheck source=/dev/null
 . "${IPKG_INSTROOT}/lib/functions.sh"
 default_prerm "$0" "$@"
-`
-	// rpcd reads its exec plugins at start and on reload: reloading it makes the ubus object
-	// delve appear. In an image build ($IPKG_INSTROOT set) rpcd starts later with it anyway.
-	postinstPkg = `#!/bin/sh
-[ -n "${IPKG_INSTROOT}" ] && exit 0
-[ -x /etc/init.d/rpcd ] && /etc/init.d/rpcd reload
-exit 0
-`
-	// And after removal, reloading it makes the object go.
-	postrm = `#!/bin/sh
-[ -n "${IPKG_INSTROOT}" ] && exit 0
-[ -x /etc/init.d/rpcd ] && /etc/init.d/rpcd reload
-exit 0
 `
 )
 
@@ -115,7 +59,7 @@ func main() {
 		fail(err)
 	}
 	if o.out == "" {
-		o.out = fmt.Sprintf("%s_%s_%s.ipk", pkgName, o.version, o.arch)
+		o.out = fmt.Sprintf("%s_%s_%s.ipk", pkgdef.Name, o.version, o.arch)
 	}
 	ipk, err := build(o)
 	if err != nil {
@@ -137,46 +81,23 @@ type options struct {
 }
 
 func (o *options) setEpoch(s string) error {
-	if s == "" {
-		return errors.New("no -epoch and no SOURCE_DATE_EPOCH: the archive needs a fixed time to be reproducible")
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return fmt.Errorf("epoch %q is not Unix seconds", s)
-	}
-	o.mtime = time.Unix(n, 0)
-	return nil
+	t, err := pkgdef.Epoch(s)
+	o.mtime = t
+	return err
 }
-
-var (
-	// apk and opkg both accept this shape; see scripts/pkgversion.
-	versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*-r[0-9]+$`)
-	archRE    = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.+-]*$`)
-)
 
 // build returns the .ipk.
 func build(o options) ([]byte, error) {
-	if !archRE.MatchString(o.arch) {
-		return nil, fmt.Errorf("arch %q is not an OpenWrt package architecture", o.arch)
+	if err := pkgdef.Check(o.arch, o.version); err != nil {
+		return nil, err
 	}
-	if !versionRE.MatchString(o.version) {
-		return nil, fmt.Errorf("version %q is not in the form 1.2.3-r1", o.version)
+	payload, err := pkgdef.Read(o.files, o.bin)
+	if err != nil {
+		return nil, err
 	}
-	if o.bin == "" {
-		return nil, errors.New("no -bin")
-	}
-
 	var data tarball
-	for _, f := range payload(o.bin) {
-		src := f.src
-		if f.dst != "usr/bin/delve" {
-			src = filepath.Join(o.files, f.src)
-		}
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s for /%s: %w", src, f.dst, err)
-		}
-		data.add(f.dst, b, f.mode)
+	for _, f := range payload {
+		data.add(f.Dst, f.Data, f.Mode)
 	}
 	dataTar, err := data.tar(o.mtime)
 	if err != nil {
@@ -185,21 +106,21 @@ func build(o options) ([]byte, error) {
 
 	var control tarball
 	control.add("control", controlFile(o, len(dataTar)), 0o644)
-	control.add("conffiles", []byte(strings.Join(conffiles, "\n")+"\n"), 0o644)
+	control.add("conffiles", []byte(strings.Join(pkgdef.Conffiles, "\n")+"\n"), 0o644)
 	control.add("postinst", []byte(postinst), 0o755)
-	control.add("postinst-pkg", []byte(postinstPkg), 0o755)
+	control.add("postinst-pkg", []byte(pkgdef.PostinstPkg), 0o755)
 	control.add("prerm", []byte(prerm), 0o755)
-	control.add("postrm", []byte(postrm), 0o755)
+	control.add("postrm", []byte(pkgdef.Postrm), 0o755)
 	controlTar, err := control.tar(o.mtime)
 	if err != nil {
 		return nil, err
 	}
 
-	dataGz, err := gz(dataTar)
+	dataGz, err := pkgdef.Gzip(dataTar)
 	if err != nil {
 		return nil, err
 	}
-	controlGz, err := gz(controlTar)
+	controlGz, err := pkgdef.Gzip(controlTar)
 	if err != nil {
 		return nil, err
 	}
@@ -217,26 +138,26 @@ func build(o options) ([]byte, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	return gz(outer.Bytes())
+	return pkgdef.Gzip(outer.Bytes())
 }
 
 // controlFile writes the fields in the order OpenWrt's package-pack.mk does.
 func controlFile(o options, installedSize int) []byte {
 	var b strings.Builder
 	field := func(k, v string) { fmt.Fprintf(&b, "%s: %s\n", k, v) }
-	field("Package", pkgName)
+	field("Package", pkgdef.Name)
 	field("Version", o.version)
-	field("Depends", depends)
-	field("Source", source)
-	field("SourceName", pkgName)
-	field("License", license)
-	field("Section", section)
+	field("Depends", strings.Join(pkgdef.Depends, ", "))
+	field("Source", pkgdef.Source)
+	field("SourceName", pkgdef.Name)
+	field("License", pkgdef.License)
+	field("Section", pkgdef.Section)
 	field("SourceDateEpoch", strconv.FormatInt(o.mtime.Unix(), 10))
-	field("URL", url)
+	field("URL", pkgdef.URL)
 	field("Architecture", o.arch)
 	field("Installed-Size", strconv.Itoa(installedSize)) // bytes of the uncompressed data.tar
 	b.WriteString("Description: ")
-	for _, l := range description {
+	for _, l := range pkgdef.Description {
 		b.WriteString(" " + strings.TrimLeft(l, " \t") + "\n")
 	}
 	return []byte(b.String())
@@ -312,18 +233,4 @@ func header(name string, typ byte, size, mode int64, mtime time.Time) *tar.Heade
 		ModTime:  mtime,
 		Format:   tar.FormatGNU,
 	}
-}
-
-// gz compresses b with GNU gzip -9n: no name and no time in the header, and 2.8% smaller than
-// compress/gzip at BestCompression (the armv7 binary: 2,545,129 -> 2,474,116 bytes). Flash is
-// what a router has least of; gzip is on every Debian system (an Essential package).
-func gz(b []byte) ([]byte, error) {
-	var out, stderr bytes.Buffer
-	cmd := exec.Command("gzip", "-9n", "-c")
-	cmd.Stdin = bytes.NewReader(b)
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("gzip -9n: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return out.Bytes(), nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/delvedns/delve/scripts/pkgdef"
 )
 
 func testOptions(t *testing.T) options {
@@ -32,7 +34,7 @@ func TestBuildRefuses(t *testing.T) {
 		{"git describe", func(o *options) { o.version = "v0.1.0-3-gabcdef" }, "1.2.3-r1"},
 		{"arch with a slash", func(o *options) { o.arch = "../x" }, "architecture"},
 		{"no binary", func(o *options) { o.bin = "" }, "-bin"},
-		{"missing file", func(o *options) { o.files = t.TempDir() }, "delve.init"},
+		{"missing file", func(o *options) { o.files = t.TempDir() }, "delve.config"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := testOptions(t)
@@ -80,8 +82,8 @@ func TestControlDescription(t *testing.T) {
 		t.Fatalf("no \"Description:  \" (two spaces, as OpenWrt writes it):\n%s", c)
 	}
 	lines := strings.Split(strings.TrimSuffix(desc, "\n"), "\n")
-	if len(lines) != len(description) {
-		t.Fatalf("%d description lines, want %d", len(lines), len(description))
+	if len(lines) != len(pkgdef.Description) {
+		t.Fatalf("%d description lines, want %d", len(lines), len(pkgdef.Description))
 	}
 	for _, l := range lines[1:] {
 		if !strings.HasPrefix(l, " ") || strings.HasPrefix(l, "  ") {

@@ -1,0 +1,165 @@
+// Package pkgdef is what delve's two package formats share: the metadata, the payload (which
+// file goes where, from where, with which mode), the conffiles and the package's own maintainer
+// steps. scripts/mkipk packs it for opkg (OpenWrt 24.10 and earlier), scripts/mkapk for apk
+// (25.12 and later); the feed recipe openwrt/delve/Makefile says the same, and
+// internal/crossbuild holds the three to each other.
+package pkgdef
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// The package's fixed metadata.
+const (
+	Name    = "delve"
+	Source  = "github.com/delvedns/delve"
+	Section = "net"
+	URL     = "https://github.com/delvedns/delve"
+	License = "MIT" // LICENSE at the top of the repository
+)
+
+// Depends: libc (OpenWrt adds it to every package), ca-bundle for certificate checks, rpcd for
+// the ubus object.
+var Depends = []string{"libc", "ca-bundle", "rpcd"}
+
+// Description is written as the feed recipe's define Package/delve/description has it, one
+// entry a line. The .ipk keeps the lines; apk's description is one line (OpenWrt joins them with
+// $(strip ...)).
+var Description = []string{
+	"DNS-over-TLS (RFC 7858) lookups with warm, pipelined connections and a cache.",
+	"delve NAME [TYPE] answers from a shell like kdig +tls; the procd service serves",
+	"JSON-RPC 2.0 on a unix socket (and a WebSocket when configured) and plain DNS to",
+	"dnsmasq, and rpcd makes it the ubus object delve:",
+	`ubus call delve lookup '{"name":"openwrt.org"}'`,
+}
+
+// File is one payload file: where it goes (relative to /), where it comes from, and its mode.
+type File struct {
+	Dst, Src string
+	Mode     int64
+}
+
+// BinPath is where the binary goes; the rpcd shim execs it there.
+const BinPath = "usr/bin/delve"
+
+// Payload lists what the package installs (DESIGN.md, "Files on the router"), sorted by Dst;
+// Src is relative to the files directory, except the binary's, which is bin. The modes are
+// OpenWrt's INSTALL_BIN (0755), INSTALL_CONF (0600) and INSTALL_DATA (0644).
+func Payload(bin string) []File {
+	return []File{
+		{"etc/config/delve", "delve.config", 0o600},
+		{"etc/init.d/delve", "delve.init", 0o755},
+		{BinPath, bin, 0o755},
+		{"usr/libexec/rpcd/delve", "delve.rpcd", 0o755},
+		{"usr/share/rpcd/acl.d/delve.json", "delve.acl.json", 0o644},
+	}
+}
+
+// Conffiles are kept over an upgrade (and by sysupgrade): /etc/config/delve.
+var Conffiles = []string{"/etc/config/delve"}
+
+// Content is a payload file read in.
+type Content struct {
+	File
+	Data []byte
+}
+
+// Read reads the payload: the binary from bin, the rest from the files directory.
+func Read(files, bin string) ([]Content, error) {
+	if bin == "" {
+		return nil, errors.New("no -bin")
+	}
+	var out []Content
+	for _, f := range Payload(bin) {
+		src := f.Src
+		if f.Dst != BinPath {
+			src = filepath.Join(files, f.Src)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s for /%s: %w", src, f.Dst, err)
+		}
+		out = append(out, Content{f, b})
+	}
+	return out, nil
+}
+
+// The package's own maintainer steps, the feed recipe's define Package/delve/postinst and
+// /postrm. OpenWrt wraps them in its generated scripts (mkipk and mkapk write those, each as
+// OpenWrt does for its format). rpcd reads its exec plugins at start and on reload: reloading it
+// makes the ubus object delve appear, and after removal go. In an image build ($IPKG_INSTROOT
+// set) rpcd starts later with the plugin anyway.
+const (
+	PostinstPkg = `#!/bin/sh
+[ -n "${IPKG_INSTROOT}" ] && exit 0
+[ -x /etc/init.d/rpcd ] && /etc/init.d/rpcd reload
+exit 0
+`
+	Postrm = PostinstPkg
+)
+
+var (
+	// apk and opkg both accept this shape; see scripts/pkgversion.
+	versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*-r[0-9]+$`)
+	archRE    = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.+-]*$`)
+)
+
+// Check refuses a version or an arch that neither opkg nor apk would take.
+func Check(arch, version string) error {
+	if !archRE.MatchString(arch) {
+		return fmt.Errorf("arch %q is not an OpenWrt package architecture", arch)
+	}
+	if !versionRE.MatchString(version) {
+		return fmt.Errorf("version %q is not in the form 1.2.3-r1", version)
+	}
+	return nil
+}
+
+// Epoch parses SOURCE_DATE_EPOCH, the time every entry of a package carries.
+func Epoch(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("no -epoch and no SOURCE_DATE_EPOCH: the package needs a fixed time to be reproducible")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("epoch %q is not Unix seconds", s)
+	}
+	return time.Unix(n, 0), nil
+}
+
+// Gzip compresses b with GNU gzip -9n: no name and no time in the header, and 2.8% smaller than
+// compress/gzip at BestCompression (the armv7 binary: 2,545,129 -> 2,474,116 bytes). Flash is
+// what a router has least of; gzip is on every Debian system (an Essential package).
+func Gzip(b []byte) ([]byte, error) {
+	var out, stderr bytes.Buffer
+	cmd := exec.Command("gzip", "-9n", "-c")
+	cmd.Stdin = bytes.NewReader(b)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("gzip -9n: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// Deflate is Gzip's raw deflate stream (RFC 1951), without the gzip header and trailer
+// (RFC 1952): what apk's "ADBd" files hold.
+func Deflate(b []byte) ([]byte, error) {
+	z, err := Gzip(b)
+	if err != nil {
+		return nil, err
+	}
+	// gzip -n writes the fixed 10-byte header (ID1 ID2 CM=8 FLG=0 MTIME=0 XFL OS) and no
+	// optional fields; the trailer is CRC32 and ISIZE, 8 bytes.
+	if len(z) < 18 || z[0] != 0x1f || z[1] != 0x8b || z[2] != 8 || z[3] != 0 {
+		return nil, fmt.Errorf("gzip -9n: unexpected header % x", z[:min(len(z), 10)])
+	}
+	return z[10 : len(z)-8], nil
+}
