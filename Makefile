@@ -13,6 +13,7 @@ help:
 	@echo 'make run     look up $$ARGS (default: openwrt.org) over DoT: make run ARGS="example.com AAAA"'
 	@echo 'make test    install the Debian packages the tests need (as root), then lint and go test -race'
 	@echo 'make lint    gofmt and go vet'
+	@$(MAKE) -s --no-print-directory help-router
 
 build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o delve ./cmd/delve
@@ -30,11 +31,12 @@ lint:
 test: deps lint
 	$(GO) test -race -timeout 15m ./...
 
-# Router builds: static cross-builds, the .ipk opkg installs, and where the bytes go.
+# Router builds: static cross-builds, the .ipk opkg installs (OpenWrt 24.10 and earlier), the .apk
+# apk installs (25.12 and later), and where the bytes go.
 # The one table of OpenWrt arch -> Go settings is scripts/arches; scripts/build-arch builds a row.
 # SOURCE_DATE_EPOCH (default: the last commit's time) fixes every timestamp, so the same commit
-# gives the same bytes. IPK_VERSION is X.Y.Z-rN from the tags, see scripts/pkgversion. INLINE=1
-# trades size for speed (see scripts/build-arch).
+# gives the same bytes. IPK_VERSION is X.Y.Z-rN from the tags, see scripts/pkgversion; it is the
+# version of both packages. INLINE=1 trades size for speed (see scripts/build-arch).
 DIST      ?= dist
 ARCHES    := $(shell sed 's/\#.*//' scripts/arches | awk 'NF {print $$1}')
 SIZE_ARCH ?= arm_cortex-a7_neon-vfpv4
@@ -47,45 +49,77 @@ IPK_VERSION := $(shell ./scripts/pkgversion)
 endif
 BUILD_ARCH = GO='$(GO)' VERSION='$(VERSION)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' INLINE='$(INLINE)' ./scripts/build-arch
 MKIPK      = $(DIST)/.tools/mkipk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
+MKAPK      = $(DIST)/.tools/mkapk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
 ipk_name   = $(DIST)/delve_$(IPK_VERSION)_$(1).ipk
+apk_name   = $(DIST)/$(1)/delve-$(IPK_VERSION).apk
+# The size ratchet of $(SIZE_ARCH); internal/crossbuild's TestSizeBudget reads the same file.
+budget     = $(shell awk '$$1 == "$(1)" {print $$2}' scripts/size-budget)
 
-.PHONY: build-all ipk ipk-all size mkipk-tool help-router
+.PHONY: build-all ipk ipk-all apk apk-all size pkg-tools help-router
 help-router:
 	@echo 'make build-all          static binaries for every arch in scripts/arches: $(DIST)/ARCH/delve'
 	@echo 'make ipk ARCH=...       $(DIST)/delve_VERSION_ARCH.ipk for opkg (OpenWrt 24.10 and earlier)'
 	@echo 'make ipk-all            an .ipk for every arch'
-	@echo 'make size               binary and .ipk size per arch, and where the bytes of $(SIZE_ARCH) go'
+	@echo 'make apk ARCH=...       $(DIST)/ARCH/delve-VERSION.apk for apk (OpenWrt 25.12 and later)'
+	@echo 'make apk-all            an .apk for every arch'
+	@echo 'make size               binary, .ipk and .apk size per arch, where the bytes of $(SIZE_ARCH) go;'
+	@echo '                        fails when $(SIZE_ARCH) is over scripts/size-budget'
 
 build-all:
 	@for a in $(ARCHES); do echo "$(DIST)/$$a/delve"; $(BUILD_ARCH) $$a $(DIST)/$$a/delve || exit 1; done
 
-mkipk-tool:
+pkg-tools:
 	@$(GO) build -o $(DIST)/.tools/mkipk ./scripts/mkipk
+	@$(GO) build -o $(DIST)/.tools/mkapk ./scripts/mkapk
 
-ipk: mkipk-tool
+ipk: pkg-tools
 	@if [ -z '$(ARCH)' ]; then echo 'usage: make ipk ARCH=<OpenWrt arch>, one of: $(ARCHES)' >&2; exit 2; fi
 	@$(BUILD_ARCH) '$(ARCH)' '$(DIST)/$(ARCH)/delve'
 	@$(MKIPK) -arch '$(ARCH)' -bin '$(DIST)/$(ARCH)/delve' -o '$(call ipk_name,$(ARCH))'
 	@echo '$(call ipk_name,$(ARCH))'
 
-ipk-all: mkipk-tool
+ipk-all: pkg-tools
 	@for a in $(ARCHES); do \
 		$(BUILD_ARCH) $$a $(DIST)/$$a/delve && \
 		$(MKIPK) -arch $$a -bin $(DIST)/$$a/delve -o $(DIST)/delve_$(IPK_VERSION)_$$a.ipk && \
 		echo $(DIST)/delve_$(IPK_VERSION)_$$a.ipk || exit 1; \
 	done
 
-# The budget for $(SIZE_ARCH) with every feature in: binary <= 6.0 MB, .ipk <= 2.3 MB.
-size: ipk-all
-	@printf '%-28s %12s %12s\n' arch 'binary bytes' '.ipk bytes'
+apk: pkg-tools
+	@if [ -z '$(ARCH)' ]; then echo 'usage: make apk ARCH=<OpenWrt arch>, one of: $(ARCHES)' >&2; exit 2; fi
+	@$(BUILD_ARCH) '$(ARCH)' '$(DIST)/$(ARCH)/delve'
+	@$(MKAPK) -arch '$(ARCH)' -bin '$(DIST)/$(ARCH)/delve' -o '$(call apk_name,$(ARCH))'
+	@echo '$(call apk_name,$(ARCH))'
+
+apk-all: pkg-tools
 	@for a in $(ARCHES); do \
-		printf '%-28s %12s %12s\n' $$a $$(wc -c < $(DIST)/$$a/delve) $$(wc -c < $(DIST)/delve_$(IPK_VERSION)_$$a.ipk); \
+		$(BUILD_ARCH) $$a $(DIST)/$$a/delve && \
+		$(MKAPK) -arch $$a -bin $(DIST)/$$a/delve -o $(DIST)/$$a/delve-$(IPK_VERSION).apk && \
+		echo $(DIST)/$$a/delve-$(IPK_VERSION).apk || exit 1; \
 	done
-	@bin=$$(wc -c < $(DIST)/$(SIZE_ARCH)/delve); ipk=$$(wc -c < $(call ipk_name,$(SIZE_ARCH))); \
-	 verdict() { if [ $$1 -le $$2 ]; then echo "within $$2"; else echo "OVER $$2 by $$(($$1 - $$2))"; fi; }; \
-	 echo; echo "budget $(SIZE_ARCH): binary $$bin bytes, $$(verdict $$bin 6000000); .ipk $$ipk bytes, $$(verdict $$ipk 2300000)"
+
+# Both packages of every arch from one build each; then the ratchet of scripts/size-budget.
+size: pkg-tools
+	@for a in $(ARCHES); do \
+		$(BUILD_ARCH) $$a $(DIST)/$$a/delve && \
+		$(MKIPK) -arch $$a -bin $(DIST)/$$a/delve -o $(DIST)/delve_$(IPK_VERSION)_$$a.ipk && \
+		$(MKAPK) -arch $$a -bin $(DIST)/$$a/delve -o $(DIST)/$$a/delve-$(IPK_VERSION).apk || exit 1; \
+	done
+	@printf '%-28s %12s %12s %12s\n' arch 'binary bytes' '.ipk bytes' '.apk bytes'
+	@for a in $(ARCHES); do \
+		printf '%-28s %12s %12s %12s\n' $$a $$(wc -c < $(DIST)/$$a/delve) $$(wc -c < $(DIST)/delve_$(IPK_VERSION)_$$a.ipk) \
+			$$(wc -c < $(DIST)/$$a/delve-$(IPK_VERSION).apk); \
+	done
 	@$(BUILD_ARCH) $(SIZE_ARCH) $(DIST)/$(SIZE_ARCH)/delve.unstripped unstripped
 	@echo; $(GO) run ./scripts/binsize -top 30 $(DIST)/$(SIZE_ARCH)/delve.unstripped
+	@bin=$$(wc -c < $(DIST)/$(SIZE_ARCH)/delve); ipk=$$(wc -c < $(call ipk_name,$(SIZE_ARCH))); \
+	 apk=$$(wc -c < $(call apk_name,$(SIZE_ARCH))); \
+	 maxbin=$(call budget,binary); maxipk=$(call budget,ipk); pct=$(call budget,apk-over-ipk-percent); \
+	 maxapk=$$((ipk + ipk * pct / 100)); \
+	 verdict() { if [ $$1 -le $$2 ]; then echo "within $$2"; else echo "OVER $$2 by $$(($$1 - $$2))"; fi; }; \
+	 echo; echo "budget $(SIZE_ARCH) (scripts/size-budget): binary $$bin bytes, $$(verdict $$bin $$maxbin);" \
+	 ".ipk $$ipk bytes, $$(verdict $$ipk $$maxipk); .apk $$apk bytes, $$(verdict $$apk $$maxapk) (.ipk + $$pct %)"; \
+	 [ $$bin -le $$maxbin ] && [ $$ipk -le $$maxipk ] && [ $$apk -le $$maxapk ]
 
 # Benchmarks: delve against stubby, unbound as a DoT forwarder and kdig, all on one loopback DoT
 # upstream (bench/README.md). Installs what it runs (as root), prints the table and writes it to

@@ -1,8 +1,10 @@
 package crossbuild
 
 import (
+	"encoding/binary"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -11,8 +13,9 @@ import (
 )
 
 // TestFeedRecipe holds openwrt/delve/Makefile, which only the OpenWrt SDK can build, to what
-// make ipk ships: the same files with the same install modes, the same dependencies,
-// conffiles and description.
+// make ipk and make apk ship: the same files with the same install modes, the same
+// dependencies, conffiles, scripts, license and description, and a version both opkg (24.10)
+// and apk (25.12) take.
 func TestFeedRecipe(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(root, "openwrt/delve/Makefile"))
 	if err != nil {
@@ -32,6 +35,8 @@ func TestFeedRecipe(t *testing.T) {
 		"$(eval $(call GoBinPackage,delve))",
 		"$(eval $(call BuildPackage,delve))",
 		"/etc/init.d/rpcd reload",
+		"PKG_LICENSE:=MIT\n",
+		"PKG_LICENSE_FILES:=LICENSE\n",
 	} {
 		if !strings.Contains(recipe, want) {
 			t.Errorf("the recipe lacks %q", want)
@@ -49,12 +54,18 @@ func TestFeedRecipe(t *testing.T) {
 		got["."+m[3]] = modes[m[1]]
 	}
 
-	ipk := makeIPK(t, t.TempDir())
-	b, err = os.ReadFile(ipk)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(root, "LICENSE")); err != nil {
+		t.Errorf("PKG_LICENSE_FILES names LICENSE: %v", err)
 	}
-	outer := readTarGz(t, "ipk", b)
+	// OpenWrt's VERSION is $(PKG_VERSION)-r$(PKG_RELEASE); apk wants number{.number} and -rN.
+	pv := regexp.MustCompile(`(?m)^PKG_VERSION:=(.*)$`).FindStringSubmatch(recipe)
+	pr := regexp.MustCompile(`(?m)^PKG_RELEASE:=(.*)$`).FindStringSubmatch(recipe)
+	if pv == nil || pr == nil || !regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`).MatchString(pv[1]) || !regexp.MustCompile(`^[0-9]+$`).MatchString(pr[1]) {
+		t.Errorf("PKG_VERSION %q, PKG_RELEASE %q: want X.Y.Z and a number, so that X.Y.Z-rN is an apk version", pv, pr)
+	}
+
+	ipk, apk := sharedPackages(t)
+	outer := readTarGz(t, "ipk", mustRead(t, ipk))
 	data := readTarGz(t, "data.tar.gz", find(t, outer, "./data.tar.gz").data)
 	want := map[string]int64{}
 	for _, m := range data {
@@ -64,6 +75,51 @@ func TestFeedRecipe(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("the recipe installs %v, make ipk %v", got, want)
+	}
+	// make apk: the same files, and OpenWrt's own under /lib/apk/packages.
+	tree, _ := readAPK(t, mustRead(t, apk))
+	pkg := binary.LittleEndian.Uint32(tree.b[4:])
+	fromAPK := map[string]int64{}
+	for _, p := range tree.items(tree.field(pkg, pkgPaths)) {
+		dir := tree.str(tree.field(p, diName))
+		for _, f := range tree.items(tree.field(p, diFiles)) {
+			name := path.Join("./", dir, tree.str(tree.field(f, fiName)))
+			if !strings.HasPrefix(name, "lib/apk/packages/") {
+				fromAPK["./"+name] = int64(tree.integer(tree.field(tree.field(f, fiACL), aclMode)))
+			}
+		}
+	}
+	if !maps.Equal(got, fromAPK) {
+		t.Errorf("the recipe installs %v, make apk %v", got, fromAPK)
+	}
+
+	// The conffiles, and the package's own steps, which OpenWrt puts in postinst-pkg and
+	// postrm of an .ipk and appends to post-install (and post-upgrade) or makes post-deinstall
+	// of an .apk.
+	define := func(name string) string {
+		_, body, ok := strings.Cut(recipe, "define Package/delve/"+name+"\n")
+		if !ok {
+			t.Fatalf("the recipe has no define Package/delve/%s", name)
+		}
+		body, _, _ = strings.Cut(body, "endef")
+		return strings.ReplaceAll(body, "$$", "$") // make's escape
+	}
+	ctl := readTarGz(t, "control.tar.gz", find(t, outer, "./control.tar.gz").data)
+	if c := string(find(t, ctl, "./conffiles").data); define("conffiles") != c {
+		t.Errorf("conffiles: recipe %q, make ipk %q", define("conffiles"), c)
+	}
+	for name, member := range map[string]string{"postinst": "./postinst-pkg", "postrm": "./postrm"} {
+		if ipkScript := string(find(t, ctl, member).data); define(name) != ipkScript {
+			t.Errorf("%s: recipe\n%s\nmake ipk's %s\n%s", name, define(name), member, ipkScript)
+		}
+	}
+	scripts := tree.slots(tree.field(pkg, pkgScripts))
+	postInstall, postDeinstall := tree.str(scripts[3]), tree.str(scripts[5])
+	if own := strings.TrimPrefix(define("postinst"), "#!/bin/sh\n"); !strings.HasSuffix(postInstall, "\ndefault_postinst\n"+own) {
+		t.Errorf("make apk's post-install does not end with default_postinst and the recipe's postinst:\n%s", postInstall)
+	}
+	if define("postrm") != postDeinstall {
+		t.Errorf("postrm: recipe\n%s\nmake apk's post-deinstall\n%s", define("postrm"), postDeinstall)
 	}
 
 	// The description, as OpenWrt turns it into the control file.

@@ -65,5 +65,32 @@ func TestSizeCuts(t *testing.T) {
 			t.Errorf("a segment aligned to %#x, not 4 KiB: up to that much zero padding in the file", p.Align)
 		}
 	}
-	t.Logf("%s: %d bytes stripped (budget 6000000)", ipkArch, st.Size())
+	t.Logf("%s: %d bytes stripped", ipkArch, st.Size())
+}
+
+// TestSizeBudget is the size ratchet of scripts/size-budget, which make size applies too: the
+// armv7 binary, its .ipk, and its .apk against the .ipk.
+func TestSizeBudget(t *testing.T) {
+	limit := budget(t)
+	ipk, apk := sharedPackages(t)
+	size := func(p string) int64 {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	bin := size(filepath.Join(filepath.Dir(apk), "delve")) // dist/ARCH/delve, packed in both
+	ipkSize, apkSize := size(ipk), size(apk)
+	apkMax := ipkSize * (100 + limit["apk-over-ipk-percent"]) / 100
+	t.Logf("%s: binary %d bytes (at most %d), .ipk %d (%d), .apk %d (%d)", ipkArch, bin, limit["binary"], ipkSize, limit["ipk"], apkSize, apkMax)
+	if bin > limit["binary"] {
+		t.Errorf("the binary is %d bytes, %d over scripts/size-budget", bin, bin-limit["binary"])
+	}
+	if ipkSize > limit["ipk"] {
+		t.Errorf("the .ipk is %d bytes, %d over scripts/size-budget", ipkSize, ipkSize-limit["ipk"])
+	}
+	if apkSize > apkMax {
+		t.Errorf("the .apk is %d bytes, %d over the .ipk + %d %%", apkSize, apkSize-apkMax, limit["apk-over-ipk-percent"])
+	}
 }
