@@ -55,7 +55,7 @@ func serve(ctx context.Context, args []string) int {
 	}
 	d, err := daemon.New(opts)
 	if errors.Is(err, daemon.ErrDisabled) {
-		fmt.Fprintln(os.Stderr, "delve:", err, "- not starting")
+		fmt.Fprintln(os.Stdout, "delve:", err, "- not starting") // information, not an error (procd: daemon.info)
 		return cli.ExitOK
 	}
 	if err != nil {

@@ -34,8 +34,17 @@ import (
 	"github.com/delvedns/delve/uci"
 )
 
-// ShutdownGrace bounds how long lookups in flight may run on after SIGTERM.
-const ShutdownGrace = 5 * time.Second
+// ShutdownGrace bounds how long lookups in flight may run on after SIGTERM, and how long a
+// transport a reload retired may serve its last calls. At its end the calls still running are
+// cancelled and get an error reply (within CancelGrace), and the daemon exits. It is well within
+// the term_timeout delve.init gives procd (10 s; procd's own default is 5 s), after which procd
+// sends SIGKILL and the socket file is left behind.
+const ShutdownGrace = 3 * time.Second
+
+// rebindGrace bounds how long the queries in flight on a DNS listener a reload replaces on the
+// same addresses may take: the new one cannot bind until the old one has let go, and until then
+// those addresses are not served.
+const rebindGrace = 500 * time.Millisecond
 
 // MaxAnswers caps the answers of one lookup reply, so that a reply stays far below ubus's 1 MiB
 // message limit; the reply then says it was capped.
@@ -46,8 +55,9 @@ type Options struct {
 	// Config is the UCI file; empty means uci.DefaultPath, or the built-in defaults when that
 	// file does not exist.
 	Config string
-	// Stderr receives the log; default os.Stderr.
-	Stderr io.Writer
+	// Stdout receives the log's debug and info lines, Stderr its warnings and errors (procd logs
+	// the two as daemon.info and daemon.err); defaults os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
 	// Signals, when set, replaces the process's own SIGHUP/SIGUSR1 handling (tests).
 	Signals <-chan os.Signal
 	// Tune adjusts every upstream's options (tests use short timeouts).
@@ -70,20 +80,30 @@ type Daemon struct {
 	stopSignals func()
 	trimmedAt   uint64 // activity() at the last idle trim; only Run's goroutine uses it
 
-	mu        sync.Mutex // serialises reloads; guards what follows
+	// reloadMu serialises reloads and the start of shutdown, and guards the transports: a reload
+	// opens and closes them holding it, never holding mu, so lookups and status (which take mu
+	// only for a moment) never wait for a transport to open or drain.
+	reloadMu sync.Mutex
+	stopping bool // shutdown has begun: a reload binds nothing
+	rpc      *jsonrpc.Server
+	sock     net.Listener
+	sockPath string
+	wsrv     *ws.Server
+	wsl      net.Listener // wsrv's listener
+	wsAddr   string
+	wsToken  string
+	dnsAddrs []string
+	// dnsTimeout is the per-query deadline of the DNS listener, the lookup timeout: a reload
+	// changes it without rebinding (see dnsResolver).
+	dnsTimeout atomic.Int64
+
+	mu        sync.Mutex // guards what follows; held only to read or swap
 	cfg       *uci.Config
-	rpc       *jsonrpc.Server
-	sock      net.Listener
-	sockPath  string
-	wsrv      *ws.Server
-	wsAddr    string
-	wsToken   string
 	dns       *dnsserver.Server // nil when main.listen is empty
-	dnsAddrs  []string
-	dnsTO     time.Duration
-	dnsPast   dnsserver.Stats // counters of listeners a reload replaced
-	wg        sync.WaitGroup
+	dnsPast   dnsserver.Stats   // counters of listeners a reload replaced
 	reloadErr string
+
+	wg sync.WaitGroup // serving goroutines and retiring transports: Run waits for all
 }
 
 // ErrDisabled is returned by New when main.enabled is 0.
@@ -91,6 +111,9 @@ var ErrDisabled = errors.New("delve is disabled (delve.main.enabled is 0)")
 
 // New loads the configuration and builds the engine; it does not serve yet.
 func New(opts Options) (*Daemon, error) {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
@@ -106,16 +129,7 @@ func New(opts Options) (*Daemon, error) {
 	} else {
 		d.stopSignals = func() {}
 	}
-	// procd and logd add timestamps: the log lines carry none of their own.
-	d.log = slog.New(slog.NewTextHandler(opts.Stderr, &slog.HandlerOptions{
-		Level: &d.level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
+	d.log = slog.New(newLogHandler(opts.Stdout, opts.Stderr, &d.level))
 	d.path = opts.Config
 	if d.path == "" {
 		d.path = uci.DefaultPath
@@ -163,10 +177,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// act. The runtime caps the collector at half the CPU, so it cannot thrash the box.
 		debug.SetMemoryLimit(MemoryLimit)
 	}
-	d.mu.Lock()
+	d.reloadMu.Lock()
 	cfg := d.cfg
 	err := d.listen(cfg)
-	d.mu.Unlock()
+	d.reloadMu.Unlock()
 	if err != nil {
 		d.eng.Close()
 		return err
@@ -229,8 +243,11 @@ func (d *Daemon) trim(when string) {
 }
 
 // listen opens the transports cfg asks for that are not open yet with the same settings, and
-// closes those it no longer asks for. New ones are opened before old ones are closed; if one
-// cannot be opened, nothing changes.
+// retires those it no longer asks for. It runs under reloadMu, never under mu, and waits for no
+// connection to drain: what it replaces is closed in the background (retire), letting its calls
+// in flight finish, so that a reload that came in on a transport it replaces gets its reply
+// before that transport goes. New transports are opened before old ones are closed, except
+// where they need the same address; if one cannot be opened, nothing changes.
 func (d *Daemon) listen(cfg *uci.Config) error {
 	var sock net.Listener
 	var rpc *jsonrpc.Server
@@ -242,58 +259,65 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 		sock = l
 		rpc = jsonrpc.NewServer(jsonrpc.Options{Handler: d.handlerFor("socket"), Logger: d.log})
 	}
+	closeNew := func() {
+		if sock != nil {
+			_ = sock.Close()
+		}
+	}
+
 	var wsrv *ws.Server
 	var wsl net.Listener
 	wsChanged := cfg.WebSocket != d.wsAddr || cfg.WebSocketToken != d.wsToken
-	// A new token on the same address: the old server must let go of the address first. Its
-	// clients, who came in with the old token, are disconnected. restoreWS undoes that if a later
-	// step fails.
-	oldWSClosed := false
+	// A new token on the same address: the old server's listener lets go of the address first
+	// (its connections stay until retired). restoreWS puts the listener back if a later step
+	// fails.
+	oldWSL := d.wsl
 	restoreWS := func() {
-		if !oldWSClosed {
+		if oldWSL == d.wsl {
 			return
 		}
-		srv, l, err := d.newWS(d.wsAddr, d.wsToken)
+		l, err := d.wsrv.Listen(d.wsAddr)
 		if err != nil {
 			d.log.Error("the WebSocket could not be restored", "websocket", d.wsAddr, "err", err)
-			d.wsrv, d.wsAddr, d.wsToken = nil, "", ""
+			d.wsl = nil
 			return
 		}
-		d.wsrv = srv
+		d.wsl = l
+		srv := d.wsrv
 		d.serve(func() { _ = srv.Serve(l) })
 	}
 	if wsChanged && cfg.WebSocket != "" {
-		if cfg.WebSocket == d.wsAddr && d.wsrv != nil {
-			_ = d.wsrv.Close()
-			oldWSClosed = true
+		if cfg.WebSocket == d.wsAddr && d.wsl != nil {
+			_ = d.wsl.Close()
+			d.wsl = nil
 		}
 		var err error
 		wsrv, wsl, err = d.newWS(cfg.WebSocket, cfg.WebSocketToken)
 		if err != nil {
-			if sock != nil {
-				_ = sock.Close()
-			}
+			closeNew()
 			restoreWS()
 			return fmt.Errorf("websocket %s: %w", cfg.WebSocket, err)
 		}
 	}
+	if wsl != nil {
+		prev := closeNew
+		closeNew = func() { prev(); _ = wsl.Close() }
+	}
 
-	// The DNS listener cannot bind its addresses twice: the old one closes before the new one
-	// opens, and comes back if the new one cannot.
-	if !slices.Equal(cfg.Listen, d.dnsAddrs) || (d.dns != nil && cfg.Timeout != d.dnsTO) {
-		if err := d.listenDNS(cfg.Listen, cfg.Timeout); err != nil {
-			if sock != nil {
-				_ = sock.Close()
-			}
-			if wsrv != nil {
-				_ = wsl.Close()
-			}
+	d.dnsTimeout.Store(int64(cfg.Timeout))
+	var oldDNS, newDNS *dnsserver.Server
+	dnsChanged := !slices.Equal(cfg.Listen, d.dnsAddrs)
+	if dnsChanged {
+		var err error
+		oldDNS, newDNS, err = d.listenDNS(cfg.Listen)
+		if err != nil {
+			closeNew()
 			restoreWS()
 			return err
 		}
 	}
 
-	// Everything new is open: switch.
+	// Everything new is open: switch, then retire what was replaced.
 	if sock != nil {
 		oldRPC, oldSock, oldPath := d.rpc, d.sock, d.sockPath
 		d.rpc, d.sock, d.sockPath = rpc, sock, cfg.Socket
@@ -303,13 +327,36 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 		}
 	}
 	if wsChanged {
-		old := d.wsrv
-		d.wsrv, d.wsAddr, d.wsToken = wsrv, cfg.WebSocket, cfg.WebSocketToken
+		old, oldL := d.wsrv, d.wsl
+		d.wsrv, d.wsl, d.wsAddr, d.wsToken = wsrv, wsl, cfg.WebSocket, cfg.WebSocketToken
 		if wsrv != nil {
 			d.serve(func() { _ = wsrv.Serve(wsl) })
 		}
-		if old != nil && !oldWSClosed {
+		if old != nil {
+			if oldL != nil {
+				_ = oldL.Close()
+			}
+			// Its clients came in with the old token: they get the replies of their calls in
+			// flight, this reload's included, and then a close (1001, going away).
 			d.retire(func(ctx context.Context) { _ = old.Shutdown(ctx) })
+		}
+	}
+	if dnsChanged {
+		d.dnsAddrs = slices.Clone(cfg.Listen)
+		d.mu.Lock()
+		if cur := d.dns; cur != nil && cur != oldDNS {
+			// listenDNS closed it already (same addresses): count what it served.
+			d.dnsPast = d.dnsPast.Plus(cur.Stats())
+		}
+		d.dns = newDNS
+		d.mu.Unlock()
+		if oldDNS != nil {
+			d.retire(func(ctx context.Context) {
+				_ = oldDNS.Close(ctx)
+				d.mu.Lock()
+				d.dnsPast = d.dnsPast.Plus(oldDNS.Stats())
+				d.mu.Unlock()
+			})
 		}
 	}
 	return nil
@@ -324,38 +371,77 @@ func (d *Daemon) newWS(addr, token string) (*ws.Server, net.Listener, error) {
 	return srv, l, nil
 }
 
-// listenDNS replaces the DNS listener with one on addrs (none: no listener). When the new one
-// cannot be opened, the old addresses are served again and the error is returned.
-func (d *Daemon) listenDNS(addrs []string, timeout time.Duration) error {
-	oldAddrs, oldTO := d.dnsAddrs, d.dnsTO
-	d.closeDNS()
-	if len(addrs) == 0 {
-		return nil
+// listenDNS opens a DNS listener on addrs (none: no listener). When addrs share no address with
+// the running listener, the new one opens first and the old one is returned to be retired, still
+// answering its queries in flight. When they share one, the old listener must let go of it
+// first: it is closed here, its queries in flight given rebindGrace, and those addresses are
+// unserved for that long; if the new one then cannot be opened, the old addresses are served
+// again. The DNS listener's timeout is not an address: a change of it alone rebinds nothing.
+func (d *Daemon) listenDNS(addrs []string) (old, srv *dnsserver.Server, err error) {
+	d.mu.Lock()
+	cur := d.dns
+	d.mu.Unlock()
+	shared := false
+	for _, a := range addrs {
+		shared = shared || slices.Contains(d.dnsAddrs, a)
 	}
-	srv, err := dnsserver.Listen(dnsserver.Options{
-		Addrs: addrs, Resolver: d.eng.Resolver(), Timeout: timeout, OnQuery: d.dnsEvent, Logger: d.log,
-	})
-	if err != nil {
-		if len(oldAddrs) > 0 {
-			if err2 := d.listenDNS(oldAddrs, oldTO); err2 != nil {
-				d.log.Error("the DNS listener could not be restored", "listen", oldAddrs, "err", err2)
-			}
+	if cur != nil && shared {
+		ctx, cancel := context.WithTimeout(context.Background(), rebindGrace)
+		_ = cur.Close(ctx)
+		cancel()
+	} else {
+		old = cur
+	}
+	if len(addrs) > 0 {
+		srv, err = d.openDNS(addrs)
+	}
+	if err != nil && cur != nil && old == nil {
+		again, err2 := d.openDNS(d.dnsAddrs)
+		if err2 != nil {
+			d.log.Error("the DNS listener could not be restored", "listen", d.dnsAddrs, "err", err2)
+			again = nil
 		}
-		return fmt.Errorf("DNS listener: %w", err)
+		d.mu.Lock()
+		d.dnsPast = d.dnsPast.Plus(cur.Stats())
+		d.dns = again
+		d.mu.Unlock()
+		if again == nil {
+			d.dnsAddrs = nil
+		}
 	}
-	d.dns, d.dnsAddrs, d.dnsTO = srv, slices.Clone(addrs), timeout
-	return nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("DNS listener: %w", err)
+	}
+	return old, srv, nil
 }
 
-func (d *Daemon) closeDNS() {
-	if d.dns == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+func (d *Daemon) openDNS(addrs []string) (*dnsserver.Server, error) {
+	return dnsserver.Listen(dnsserver.Options{
+		Addrs: addrs, Resolver: dnsResolver{d}, Timeout: dnsQueryCeiling, OnQuery: d.dnsEvent, Logger: d.log,
+	})
+}
+
+// dnsQueryCeiling is the DNS listener's own per-query deadline: the longest lookup timeout a
+// configuration may set (main.timeout is at most 60000 ms). dnsResolver applies the one set now.
+const dnsQueryCeiling = time.Minute
+
+// dnsResolver is the engine's resolver as the DNS listener sees it: each query it does not answer
+// from the cache gets the lookup timeout configured at that moment, so that a reload changing the
+// timeout does not have to replace the listener.
+type dnsResolver struct{ d *Daemon }
+
+func (r dnsResolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.d.dnsTimeout.Load()))
 	defer cancel()
-	_ = d.dns.Close(ctx)
-	d.dnsPast = d.dnsPast.Plus(d.dns.Stats())
-	d.dns, d.dnsAddrs = nil, nil
+	return r.d.eng.Resolver().Exchange(ctx, q, via)
+}
+
+func (r dnsResolver) Cached(q *dns.Msg) (*dns.Msg, resolver.Info, bool) {
+	return r.d.eng.Resolver().Cached(q)
+}
+
+func (r dnsResolver) AppendCached(dst []byte, q *dns.Msg) ([]byte, resolver.Info, bool) {
+	return r.d.eng.Resolver().AppendCached(dst, q)
 }
 
 // dnsEvent publishes a listener query to the WebSocket subscribers.
@@ -394,19 +480,30 @@ func removeSocket(path string) {
 
 // Reload re-reads the configuration file. A valid one replaces the running configuration: lookups
 // in flight finish with the old upstreams, unchanged upstreams keep their connections, and the
-// cache stays. An invalid one changes nothing and its error is returned.
+// cache stays. An invalid one changes nothing and its error is returned. Once shutdown has begun,
+// a reload is refused and opens nothing.
 func (d *Daemon) Reload() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.stopping {
+		return ErrStopping
+	}
 	err := d.reload()
+	d.mu.Lock()
 	if err != nil {
 		d.reloadErr = err.Error()
-		d.log.Error("reload refused, the running configuration stays", "err", err)
 	} else {
 		d.reloadErr = ""
 	}
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error("reload refused, the running configuration stays", "err", err)
+	}
 	return err
 }
+
+// ErrStopping refuses a reload that comes after shutdown began.
+var ErrStopping = errors.New("delve is shutting down")
 
 func (d *Daemon) reload() error {
 	cfg, err := d.load()
@@ -416,34 +513,56 @@ func (d *Daemon) reload() error {
 	if !cfg.Enabled {
 		return errors.New("delve.main.enabled is 0: stop the service to disable it (/etc/init.d/delve stop)")
 	}
+	d.mu.Lock()
+	prev := d.cfg
+	d.mu.Unlock()
 	if err := d.eng.Apply(cfg); err != nil {
 		return err
 	}
 	if err := d.listen(cfg); err != nil {
 		// The transports did not move; put the engine back as it was.
-		if err2 := d.eng.Apply(d.cfg); err2 != nil {
+		if err2 := d.eng.Apply(prev); err2 != nil {
 			d.log.Error("restoring the previous upstreams", "err", err2)
 		}
+		d.dnsTimeout.Store(int64(prev.Timeout))
 		return err
 	}
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}
 	d.level.Set(cfg.LogLevel)
+	d.mu.Lock()
 	d.cfg = cfg
+	d.mu.Unlock()
 	d.log.Info("configuration reloaded", "file", d.path, "upstreams", len(cfg.EnabledUpstreams()))
 	return nil
 }
 
+// shutdown stops every transport at once and lets their calls and queries in flight finish,
+// all within one ShutdownGrace; a reload still running is let finish first (it opens and closes,
+// but waits for nothing to drain), and one arriving later is refused.
 func (d *Daemon) shutdown() error {
 	d.log.Info("shutting down")
+	d.reloadMu.Lock()
+	d.stopping = true
+	rpc, sock, path, wsrv := d.rpc, d.sock, d.sockPath, d.wsrv
+	d.reloadMu.Unlock()
+	d.mu.Lock()
+	dns := d.dns
+	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
-	d.mu.Lock()
-	rpc, sock, path, wsrv := d.rpc, d.sock, d.sockPath, d.wsrv
-	d.closeDNS()
-	d.mu.Unlock()
 	var wg sync.WaitGroup
+	if dns != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = dns.Close(ctx)
+			d.mu.Lock()
+			d.dnsPast, d.dns = d.dnsPast.Plus(dns.Stats()), nil
+			d.mu.Unlock()
+		}()
+	}
 	if rpc != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = rpc.Shutdown(ctx); _ = sock.Close() }()
@@ -454,6 +573,8 @@ func (d *Daemon) shutdown() error {
 	}
 	wg.Wait()
 	removeSocket(path)
+	// Transports a reload retired drain within ShutdownGrace of their retirement, which came
+	// before this.
 	d.wg.Wait()
 	d.eng.Close()
 	return nil

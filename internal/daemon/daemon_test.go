@@ -86,7 +86,7 @@ func start(t *testing.T, path string) *running {
 func startWith(t *testing.T, opts Options) *running {
 	t.Helper()
 	r := &running{log: &testenv.SyncBuffer{}, sig: make(chan os.Signal, 1), done: make(chan error, 1)}
-	opts.Stderr, opts.Signals = r.log, r.sig
+	opts.Stdout, opts.Stderr, opts.Signals = r.log, r.log, r.sig
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ type Options struct {
 	// Tune adjusts each upstream's options before it is made (tests use it for short timeouts).
 	Tune func(*upstream.Options)
 	// Grace is how long a removed upstream stays open for lookups still using it; default: the
-	// lookup timeout.
+	// lookup timeout of the configuration it served, the longest such a lookup can still run.
 	Grace time.Duration
 }
 
@@ -46,9 +46,11 @@ type Engine struct {
 
 	mu      sync.Mutex
 	ups     map[string]*upstream.Upstream // by key()
+	timeout time.Duration                 // the lookup timeout of the running configuration
 	closed  bool
-	timers  []*time.Timer
-	retired []*upstream.Upstream // removed by a reload, closed when their grace runs out
+	// retired are the upstreams reloads removed, each batch closed by its timer when its grace
+	// runs out and then forgotten.
+	retired map[*time.Timer][]*upstream.Upstream
 }
 
 // New builds the upstreams and resolver of cfg. Nothing connects until the first lookup.
@@ -56,7 +58,7 @@ func New(cfg *uci.Config, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{opts: opts, log: opts.Logger, ups: map[string]*upstream.Upstream{}}
+	e := &Engine{opts: opts, log: opts.Logger, ups: map[string]*upstream.Upstream{}, retired: map[*time.Timer][]*upstream.Upstream{}}
 	ups, ropts, err := e.build(cfg)
 	if err != nil {
 		return nil, err
@@ -73,6 +75,9 @@ func (e *Engine) Resolver() *resolver.Resolver { return e.res }
 // changes.
 func (e *Engine) Apply(cfg *uci.Config) error {
 	old := e.snapshot()
+	e.mu.Lock()
+	prevTimeout := e.timeout
+	e.mu.Unlock()
 	ups, ropts, err := e.build(cfg)
 	if err != nil {
 		return err
@@ -88,21 +93,38 @@ func (e *Engine) Apply(cfg *uci.Config) error {
 			gone = append(gone, u)
 		}
 	}
-	if len(gone) > 0 {
-		grace := e.opts.Grace
-		if grace <= 0 {
-			grace = ropts.Timeout
-		}
-		e.mu.Lock()
-		e.retired = append(e.retired, gone...)
-		e.timers = append(e.timers, time.AfterFunc(grace, func() {
-			for _, u := range gone {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	grace := e.opts.Grace
+	if grace <= 0 {
+		grace = prevTimeout
+	}
+	if len(gone) > 0 && !e.closed {
+		var t *time.Timer
+		// The timer's func runs only after t is set: it takes e.mu, held until then.
+		t = time.AfterFunc(grace, func() {
+			e.mu.Lock()
+			batch := e.retired[t]
+			delete(e.retired, t)
+			e.mu.Unlock()
+			for _, u := range batch {
 				_ = u.Close()
 			}
-		}))
-		e.mu.Unlock()
+		})
+		e.retired[t] = gone
 	}
 	return nil
+}
+
+// Retired counts the upstreams reloads removed that are not closed yet.
+func (e *Engine) Retired() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, b := range e.retired {
+		n += len(b)
+	}
+	return n
 }
 
 func (e *Engine) snapshot() []*upstream.Upstream {
@@ -165,6 +187,7 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 		return nil, resolver.Options{}, errors.New("no upstream is enabled")
 	}
 	e.ups = next
+	e.timeout = cfg.Timeout
 	return ups, resolver.Options{
 		Strategy:  cfg.Strategy,
 		Timeout:   cfg.Timeout,
@@ -252,14 +275,15 @@ func (e *Engine) ResetConnections() {
 func (e *Engine) Close() {
 	e.mu.Lock()
 	e.closed = true
-	timers, retired := e.timers, e.retired
-	e.timers, e.retired = nil, nil
+	var retired []*upstream.Upstream
+	for t, b := range e.retired {
+		t.Stop()
+		retired = append(retired, b...)
+	}
+	clear(e.retired)
 	e.mu.Unlock()
 	e.res.Close()
-	for _, t := range timers {
-		t.Stop()
-	}
-	// Upstream.Close is idempotent: closing one whose grace already ran out is harmless.
+	// Upstream.Close is idempotent: one whose timer is closing it right now is harmless.
 	for _, u := range append(retired, e.snapshot()...) {
 		_ = u.Close()
 	}

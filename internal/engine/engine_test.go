@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -166,4 +167,74 @@ func TestApplyKeepsUnchangedUpstreams(t *testing.T) {
 	if _, err := e.Resolver().Lookup(ctx, "a.delve.test.", []uint16{dns.TypeA}, "a"); err != nil {
 		t.Fatalf("after a refused Apply: %v", err)
 	}
+}
+
+// TestRetiredUpstreamsPruned: each reload that removes upstreams retires them; each is closed
+// when the lookup timeout of the configuration it served runs out (not the new, longer one), and
+// then forgotten with its timer, so that the retired set does not grow with reloads.
+func TestRetiredUpstreamsPruned(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	withUpstream := func(name string, timeout time.Duration) *uci.Config {
+		cfg := uci.Default()
+		cfg.CAFile, cfg.Timeout = ub.CAFile, timeout
+		cfg.Upstreams = []uci.Upstream{{Name: name, Address: "127.0.0.1", Port: ub.Port, TLSName: ub.TLSName, Enabled: true}}
+		return cfg
+	}
+	const short, long = 200 * time.Millisecond, time.Minute
+	e, err := New(withUpstream("u0", short), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.Resolver().Lookup(ctx, "a.delve.test.", []uint16{dns.TypeA}, ""); err != nil {
+		t.Fatal(err)
+	}
+	first := e.snapshot()[0]
+	// The first reload retires u0, configured with the short timeout, for one with the long one.
+	began := time.Now()
+	if err := e.Apply(withUpstream("u1", long)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.Retired(); n != 1 {
+		t.Fatalf("%d retired upstreams after one reload, want 1", n)
+	}
+	for e.Retired() != 0 {
+		if time.Since(began) > 10*time.Second {
+			t.Fatalf("u0 is still retired after %v: its grace is the new timeout (%v), not its own (%v)", time.Since(began), long, short)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(began)
+	if took < short {
+		t.Fatalf("u0 was closed after %v, before its %v grace", took, short)
+	}
+	if _, err := first.Exchange(ctx, new(dns.Msg).SetQuestion("a.delve.test.", dns.TypeA)); !errors.Is(err, upstream.ErrClosed) {
+		t.Fatalf("the retired upstream still answers: %v", err)
+	}
+	// Twenty reloads at the short timeout: the first retires u1, which served the long timeout
+	// and stays for its minute; the other nineteen are closed and forgotten.
+	for i := range 20 {
+		if err := e.Apply(withUpstream(fmt.Sprintf("r%d", i), short)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.Retired(); n < 2 || n > 20 {
+		t.Fatalf("%d retired upstreams right after 20 reloads", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Retired() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d upstreams still retired, want only u1", e.Retired())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.mu.Lock()
+	timers := len(e.retired)
+	e.mu.Unlock()
+	if timers != 1 {
+		t.Fatalf("%d timers kept, want u1's", timers)
+	}
+	t.Logf("u0 closed %v after its reload", took.Round(time.Millisecond))
 }

@@ -192,6 +192,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Drain is the waiting half of a server's Shutdown: it waits until wait returns, and when ctx
 // ends first, cancels the calls in flight and runs kill (which closes what is still open), waits
 // on, and returns ctx.Err(). cancel runs in any case, once the server's goroutines have ended.
+// When ctx's deadline passed (a graceful shutdown that ran out of time, not a Close), the
+// cancelled calls get CancelGrace to write their error replies before kill.
 func Drain(ctx context.Context, wait, cancel, kill func()) error {
 	done := make(chan struct{})
 	go func() {
@@ -204,12 +206,23 @@ func Drain(ctx context.Context, wait, cancel, kill func()) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			t := time.NewTimer(CancelGrace)
+			select {
+			case <-done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		kill()
 		<-done
 	}
 	cancel()
 	return err
 }
+
+// CancelGrace is how long Drain lets cancelled calls write their error replies.
+const CancelGrace = 200 * time.Millisecond
 
 // CloseNow runs shutdown with a context that has already ended: a server's Close, which stops
 // at once and returns when every goroutine of the server has ended.
