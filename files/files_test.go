@@ -530,6 +530,7 @@ func checkDelveService(t *testing.T, h *harness, s procdService, running bool, i
 			"stderr":        {"1"},
 			"file":          {"/etc/config/delve"},
 			"reload_signal": {"HUP"},
+			"term_timeout":  {"10"}, // see TestTermTimeout
 		}}
 		if !reflect.DeepEqual(s.Instances, want) {
 			t.Errorf("instances:\n have %q\n want %q", s.Instances, want)
