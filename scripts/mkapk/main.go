@@ -109,22 +109,28 @@ func withoutShebang(s string) string {
 
 // Field ids of apk-tools src/apk_adb.h.
 const (
-	pkgInfo, pkgPaths, pkgScripts, pkgMax                     = 1, 2, 3, 6
-	piName, piVersion, piHashes, piDescription, piArch        = 1, 2, 3, 4, 5
-	piLicense, piOrigin, piMaintainer, piURL                  = 6, 7, 8, 9
-	piInstalledSize, piDepends, piMax                         = 12, 15, 22
-	scriptPostInstall, scriptPreDeinstall                     = 3, 4
-	scriptPostDeinstall, scriptPostUpgrade, scriptMax         = 5, 7, 8
-	fiName, fiACL, fiSize, fiMtime, fiHash, fiMax             = 1, 2, 3, 4, 5, 7
-	diName, diACL, diFiles, diMax                             = 1, 2, 3, 4
-	aclMode, aclUser, aclGroup, aclMax                        = 1, 2, 3, 5
-	schemaPackage                                             = 0x676b6370 // "pckg"
-	blockADB, blockData                                       = 0, 2
-	uniqueIDLen                                               = 20 // a SHA-1's length, the first bytes of a SHA-256
-	owner                                                     = "root"
-	dirMode                                            int64  = 0o755
-	metadataMode                                       int64  = 0o644
-	formatMagic                                        uint32 = 0x2e424441 // "ADB."
+	pkgInfo, pkgPaths, pkgScripts, pkgMax              = 1, 2, 3, 6
+	piName, piVersion, piHashes, piDescription, piArch = 1, 2, 3, 4, 5
+	piLicense, piOrigin, piURL                         = 6, 7, 9
+	piInstalledSize, piDepends, piMax                  = 12, 15, 22
+	scriptPostInstall, scriptPreDeinstall              = 3, 4
+	scriptPostDeinstall, scriptPostUpgrade, scriptMax  = 5, 7, 8
+	fiName, fiACL, fiSize, fiMtime, fiHash, fiMax      = 1, 2, 3, 4, 5, 7
+	diName, diACL, diFiles, diMax                      = 1, 2, 3, 4
+	aclMode, aclUser, aclGroup, aclMax                 = 1, 2, 3, 5
+)
+
+// The file and block format (apk-tools src/adb.h).
+const (
+	formatMagic   uint32 = 0x2e424441 // "ADB."
+	schemaPackage uint32 = 0x676b6370 // "pckg"
+	blockADB      uint32 = 0
+	blockData     uint32 = 2
+	maxBlock             = 0x3fffffff // a block's size, with its 4-byte header, in 30 bits
+	uniqueIDLen          = 20         // a SHA-1's length, the first bytes of a SHA-256
+	owner                = "root"
+	dirMode       int64  = 0o755
+	metadataMode  int64  = 0o644
 )
 
 // file is a regular file of the package.
@@ -241,6 +247,9 @@ func encode(o options, files []file) ([]byte, error) {
 		var vals []uint32
 		fileNames := map[uint32]string{}
 		for _, f := range fs {
+			if len(f.data) > maxBlock-16 {
+				return nil, fmt.Errorf("%s/%s: %d bytes, more than one DATA block holds", d, f.name, len(f.data))
+			}
 			sum := sha256.Sum256(f.data)
 			slots := make([]uint32, fiMax)
 			slots[fiName] = a.str(f.name)
