@@ -245,7 +245,7 @@ func TestConfigUCILoad(t *testing.T) {
 		Types                      []string
 		Timeout                    time.Duration
 		Strategy                   string
-		CacheSize                  int
+		CacheSize, CacheMemory     int
 		Socket, WebSocket, WSToken string
 		Listen                     []string
 		CAFile                     string
@@ -254,17 +254,18 @@ func TestConfigUCILoad(t *testing.T) {
 		Triggers                   []string
 		Upstreams                  []uci.Upstream
 	}
-	have := view{c.Enabled, c.Types, c.Timeout, c.Strategy, c.CacheSize, c.Socket, c.WebSocket, c.WebSocketToken,
+	have := view{c.Enabled, c.Types, c.Timeout, c.Strategy, c.CacheSize, c.CacheMemory, c.Socket, c.WebSocket, c.WebSocketToken,
 		c.Listen, c.CAFile, c.LogLevel, c.DNSMasq, c.Triggers, c.Upstreams}
 	want := view{
-		Enabled:   true,
-		Types:     []string{"A", "AAAA"},
-		Timeout:   3 * time.Second,
-		Strategy:  uci.StrategyFailover,
-		CacheSize: 1024,
-		Socket:    "/var/run/delve/delve.sock",
-		Listen:    []string{"127.0.0.1:5453", "[::1]:5453"},
-		LogLevel:  slog.LevelInfo,
+		Enabled:     true,
+		Types:       []string{"A", "AAAA"},
+		Timeout:     3 * time.Second,
+		Strategy:    uci.StrategyFailover,
+		CacheSize:   1024,
+		CacheMemory: 4 << 20,
+		Socket:      "/var/run/delve/delve.sock",
+		Listen:      []string{"127.0.0.1:5453", "[::1]:5453"},
+		LogLevel:    slog.LevelInfo,
 		Upstreams: []uci.Upstream{
 			{Name: "cloudflare", Address: "1.1.1.1", Port: 853, TLSName: "cloudflare-dns.com", Enabled: true},
 			{Name: "cloudflare2", Address: "1.0.0.1", Port: 853, TLSName: "cloudflare-dns.com", Enabled: true},
@@ -284,7 +285,7 @@ func TestConfigSyntax(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string][]string{
-		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock"},
+		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock"},
 		"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 	}
 	section := regexp.MustCompile(`^config ([a-z_]+) '([a-z0-9_]+)'$`)

@@ -22,6 +22,7 @@ type Config struct {
 	Timeout        time.Duration // whole-lookup deadline
 	Strategy       string        // StrategyFailover, StrategyRoundRobin or StrategyFastest
 	CacheSize      int           // entries; 0 = no cache
+	CacheMemory    int           // bytes all cached answers may hold (cache_memory, given in KiB)
 	Socket         string        // JSON-RPC unix socket path
 	WebSocket      string        // host:port of the WebSocket transport; empty = off
 	WebSocketToken string        // required when WebSocket is not on a loopback address
@@ -67,13 +68,14 @@ const (
 // A and AAAA, failover, the default socket, no WebSocket and no DNS listener.
 func Default() *Config {
 	return &Config{
-		Enabled:   true,
-		Types:     []string{"A", "AAAA"},
-		Timeout:   3 * time.Second,
-		Strategy:  StrategyFailover,
-		CacheSize: 1024,
-		Socket:    DefaultSocket,
-		LogLevel:  slog.LevelInfo,
+		Enabled:     true,
+		Types:       []string{"A", "AAAA"},
+		Timeout:     3 * time.Second,
+		Strategy:    StrategyFailover,
+		CacheSize:   1024,
+		CacheMemory: 4 << 20,
+		Socket:      DefaultSocket,
+		LogLevel:    slog.LevelInfo,
 		Upstreams: []Upstream{
 			{Name: "cloudflare", Address: "1.1.1.1", Port: 853, TLSName: "cloudflare-dns.com", Enabled: true},
 			{Name: "cloudflare2", Address: "1.0.0.1", Port: 853, TLSName: "cloudflare-dns.com", Enabled: true},

@@ -225,10 +225,11 @@ config upstream 'a'
 			c.Triggers = []string{"wan", "wan6"}
 			c.Upstreams = []Upstream{{Name: "a", Address: "127.0.0.1", Port: 10853, Pins: []string{pinA}, Enabled: true}}
 		}},
-		{name: "upper limits", text: "config delve 'main'\n\toption timeout '60000'\n\toption cache_size '1000000'\n" +
+		{name: "upper limits", text: "config delve 'main'\n\toption timeout '60000'\n\toption cache_size '1000000'\n\toption cache_memory '1G'\n" +
 			"config upstream 'u'\n\toption address '::1'\n\toption port '65535'\n\toption tls_name 'localhost'\n", want: func(c *Config) {
 			c.Timeout = time.Minute
 			c.CacheSize = 1000000
+			c.CacheMemory = 1 << 30
 			c.Upstreams = []Upstream{{Name: "u", Address: "::1", Port: 65535, TLSName: "localhost", Enabled: true}}
 		}},
 	}

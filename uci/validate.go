@@ -20,7 +20,7 @@ import (
 
 // knownOptions are the options of each section type, in the order of the documentation.
 var knownOptions = map[string][]string{
-	"delve": {"enabled", "type", "timeout", "strategy", "cache_size", "socket", "websocket",
+	"delve": {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket",
 		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock"},
 	"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 }
@@ -43,7 +43,9 @@ const (
 	minTimeoutMS = 100
 	maxTimeoutMS = 60000
 	maxCacheSize = 1000000
-	maxSocketLen = 107 // sun_path is 108 bytes on Linux, with the terminating NUL
+	minCacheKiB  = 64      // below this the largest answer cached (1/16 of it) is 4 KiB
+	maxCacheKiB  = 1 << 20 // 1 GiB
+	maxSocketLen = 107     // sun_path is 108 bytes on Linux, with the terminating NUL
 )
 
 // builder turns a loaded tree into a Config, collecting every error.
@@ -211,6 +213,29 @@ func (b *builder) number(sec, opt string, def, min, max int, what string) int {
 	return n
 }
 
+// parseKiB parses a memory size: a bare number is in KiB; a unit K, M or G (also written KB,
+// KiB, MB, MiB, GB, GiB, in any case) means 1024, 1024² or 1024³ bytes, as in unbound's and
+// dnsmasq's sizes. The result is in KiB; ok is false for anything else, or above 2 TiB.
+func parseKiB(s string) (int, bool) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	n, ok := parseDecimal(s[:i])
+	if !ok {
+		return 0, false
+	}
+	switch strings.ToLower(s[i:]) {
+	case "", "k", "kb", "kib":
+		return n, true
+	case "m", "mb", "mib":
+		return n << 10, n < 1<<21
+	case "g", "gb", "gib":
+		return n << 20, n < 1<<11
+	}
+	return 0, false
+}
+
 // parseDecimal accepts digits only: no sign, no spaces, no units.
 func parseDecimal(s string) (int, bool) {
 	if s == "" || len(s) > 9 {
@@ -260,6 +285,16 @@ func (b *builder) main(c *Config, sec string) {
 	}
 
 	c.CacheSize = b.number(sec, "cache_size", c.CacheSize, 0, maxCacheSize, "a number of cache entries")
+	if v, ok := b.scalar(sec, "cache_memory"); ok {
+		switch kib, ok := parseKiB(v); {
+		case ok && kib >= minCacheKiB && kib <= maxCacheKiB:
+			c.CacheMemory = kib << 10
+		case ok && kib == 0:
+			b.fail(sec, "cache_memory", "%q is below the smallest cache (64K); cache_size '0' turns the cache off", v)
+		default:
+			b.fail(sec, "cache_memory", "%q is not a memory size in KiB, or with a unit K, M or G such as 4M (64K-1G)", v)
+		}
+	}
 
 	if v, ok := b.scalar(sec, "socket"); ok {
 		switch {

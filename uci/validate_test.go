@@ -44,6 +44,7 @@ func manyTypes(n int) []string {
 
 func TestLoadBadValues(t *testing.T) {
 	const boolWant = "is not a boolean (1, on, true, yes, enabled or 0, off, false, no, disabled)"
+	const memWant = "is not a memory size in KiB, or with a unit K, M or G such as 4M (64K-1G)"
 	tests := []struct {
 		name, text, want string
 		line             int // of the (first) error
@@ -66,6 +67,14 @@ func TestLoadBadValues(t *testing.T) {
 		{"cache_size negative", withMain("option cache_size '-1'"), `delve.main.cache_size: "-1" is not a number of cache entries (0-1000000)`, 2},
 		{"cache_size too large", withMain("option cache_size '1000001'"), `delve.main.cache_size: "1000001" is not a number of cache entries (0-1000000)`, 2},
 		{"cache_size words", withMain("option cache_size 'lots'"), `delve.main.cache_size: "lots" is not a number of cache entries (0-1000000)`, 2},
+		{"cache_memory too small", withMain("option cache_memory '63'"), `delve.main.cache_memory: "63" ` + memWant, 2},
+		{"cache_memory zero", withMain("option cache_memory '0'"), `delve.main.cache_memory: "0" is below the smallest cache (64K); cache_size '0' turns the cache off`, 2},
+		{"cache_memory too large", withMain("option cache_memory '2G'"), `delve.main.cache_memory: "2G" ` + memWant, 2},
+		{"cache_memory unit unknown", withMain("option cache_memory '4T'"), `delve.main.cache_memory: "4T" ` + memWant, 2},
+		{"cache_memory fraction", withMain("option cache_memory '1.5M'"), `delve.main.cache_memory: "1.5M" ` + memWant, 2},
+		{"cache_memory unit alone", withMain("option cache_memory 'M'"), `delve.main.cache_memory: "M" ` + memWant, 2},
+		{"cache_memory with space", withMain("option cache_memory '4 M'"), `delve.main.cache_memory: "4 M" ` + memWant, 2},
+		{"cache_memory huge number", withMain("option cache_memory '9999999999G'"), `delve.main.cache_memory: "9999999999G" ` + memWant, 2},
 		{"socket relative", withMain("option socket 'delve.sock'"), `delve.main.socket: "delve.sock" is not an absolute path`, 2},
 		{"socket too long", withMain("option socket '/" + strings.Repeat("s", 107) + "'"),
 			`delve.main.socket: "/` + strings.Repeat("s", 107) + `" is too long for a unix socket path (107 bytes at most)`, 2},
@@ -231,5 +240,21 @@ func TestDisabledNeedsNoUpstream(t *testing.T) {
 	}
 	if c.Enabled || len(c.Upstreams) != 0 {
 		t.Fatalf("enabled %v, %d upstreams", c.Enabled, len(c.Upstreams))
+	}
+}
+
+// TestCacheMemoryUnits: a bare number is KiB, and K, M and G are binary in all their spellings.
+func TestCacheMemoryUnits(t *testing.T) {
+	for v, want := range map[string]int{
+		"4096": 4 << 20, "4096K": 4 << 20, "4096k": 4 << 20, "4096KiB": 4 << 20, "4M": 4 << 20, "4m": 4 << 20,
+		"4MB": 4 << 20, "4MiB": 4 << 20, "64": 64 << 10, "64K": 64 << 10, "1G": 1 << 30, "1gib": 1 << 30, "1024M": 1 << 30,
+	} {
+		c, err := Load(writeConfig(t, withMain("option cache_memory '"+v+"'")))
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if c.CacheMemory != want {
+			t.Errorf("cache_memory %q: %d bytes, want %d", v, c.CacheMemory, want)
+		}
 	}
 }

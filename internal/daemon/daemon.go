@@ -717,6 +717,7 @@ type ConfigSummary struct {
 	Types      []string `json:"types"`
 	TimeoutMS  int64    `json:"timeout_ms"`
 	CacheSize  int      `json:"cache_size"`
+	CacheKiB   int      `json:"cache_memory_kib"`
 	Socket     string   `json:"socket"`
 	WebSocket  string   `json:"websocket"`
 	Listen     []string `json:"listen"`
@@ -744,7 +745,7 @@ func (d *Daemon) status() *Status {
 		Started: d.started.UTC().Format(time.RFC3339),
 		Config: ConfigSummary{
 			File: d.path, LoadedAt: cfg.LoadedAt.UTC().Format(time.RFC3339), Strategy: cfg.Strategy,
-			Types: slices.Clone(cfg.Types), TimeoutMS: cfg.Timeout.Milliseconds(), CacheSize: cfg.CacheSize,
+			Types: slices.Clone(cfg.Types), TimeoutMS: cfg.Timeout.Milliseconds(), CacheSize: cfg.CacheSize, CacheKiB: cfg.CacheMemory >> 10,
 			Socket: cfg.Socket, WebSocket: cfg.WebSocket, Listen: append([]string{}, cfg.Listen...), LastReload: rerr,
 		},
 		Upstreams:   ups,

@@ -241,6 +241,9 @@ func TestStatusFlushReload(t *testing.T) {
 		st.Upstreams[0].Queries != 1 || st.Upstreams[0].Port != ub.Port || st.Config.File != path || st.Version == "" {
 		t.Fatalf("%+v", st)
 	}
+	if st.Cache.Bytes <= 0 || st.Cache.Memory != 4<<20 || st.Config.CacheKiB != 4096 {
+		t.Fatalf("cache %+v, config cache_memory_kib %d: want bytes held and the default budget of 4 MiB", st.Cache, st.Config.CacheKiB)
+	}
 	var fl map[string]int
 	if err := call(t, cl, "flush", nil, &fl); err != nil || fl["flushed"] != 1 {
 		t.Fatalf("flush: %v %v", fl, err)
@@ -260,18 +263,33 @@ func TestStatusFlushReload(t *testing.T) {
 	if err := call(t, cl, "lookup", map[string]any{"name": "a.delve.test"}, &l); err != nil || len(l.Addresses) != 2 {
 		t.Fatalf("after a refused reload: %+v %v", l, err)
 	}
+	// A bad cache_memory (as a `uci commit` would write it): refused the same way, the running budget stays.
+	if err := os.WriteFile(path, bytes.Replace(good, []byte("\toption timeout '2000'\n"), []byte("\toption timeout '2000'\n\toption cache_memory '4T'\n"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := call(t, cl, "reload", nil, nil); !errors.As(err, &ae) || ae.Code != api.CodeConfig ||
+		!strings.Contains(ae.Message, `delve.main.cache_memory: "4T" is not a memory size`) {
+		t.Fatalf("reload with a bad cache_memory: %v", err)
+	}
+	if err := call(t, cl, "status", nil, &st); err != nil || st.Cache.Memory != 4<<20 {
+		t.Fatalf("after a refused reload the cache budget is %d (%v), want 4 MiB", st.Cache.Memory, err)
+	}
 	// SIGHUP with the same bad file: logged, still serving.
 	r.sig <- syscall.SIGHUP
 	waitLog(t, r.log, "reload refused")
 
-	// A good change by SIGHUP: the types list becomes AAAA only.
-	if err := os.WriteFile(path, bytes.Replace(good, []byte("\tlist type 'A'\n"), nil, 1), 0o600); err != nil {
+	// A good change by SIGHUP: the types list becomes AAAA only, the cache budget 1 MiB.
+	if err := os.WriteFile(path, bytes.Replace(bytes.Replace(good, []byte("\tlist type 'A'\n"), nil, 1),
+		[]byte("\toption timeout '2000'\n"), []byte("\toption timeout '2000'\n\toption cache_memory '1M'\n"), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r.sig <- syscall.SIGHUP
 	waitLog(t, r.log, "configuration reloaded")
 	if err := call(t, cl, "lookup", map[string]any{"name": "a.delve.test"}, &l); err != nil || strings.Join(l.Types, ",") != "AAAA" {
 		t.Fatalf("after reload: %+v %v", l, err)
+	}
+	if err := call(t, cl, "status", nil, &st); err != nil || st.Cache.Memory != 1<<20 || st.Config.CacheKiB != 1024 {
+		t.Fatalf("after a reload to cache_memory 1M: cache %+v, config %+v (%v)", st.Cache, st.Config, err)
 	}
 	if err := call(t, cl, "status", nil, &st); err != nil || st.Upstreams[0].ConnsOpened != 1 {
 		t.Fatalf("the unchanged upstream did not keep its connection: %+v %v", st.Upstreams, err)

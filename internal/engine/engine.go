@@ -189,10 +189,11 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 	e.ups = next
 	e.timeout = cfg.Timeout
 	return ups, resolver.Options{
-		Strategy:  cfg.Strategy,
-		Timeout:   cfg.Timeout,
-		CacheSize: cfg.CacheSize,
-		Logger:    e.log,
+		Strategy:    cfg.Strategy,
+		Timeout:     cfg.Timeout,
+		CacheSize:   cfg.CacheSize,
+		CacheMemory: cfg.CacheMemory,
+		Logger:      e.log,
 	}, nil
 }
 

@@ -3,10 +3,12 @@ package resolver
 import (
 	"container/list"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
@@ -49,22 +51,40 @@ type entry struct {
 	upstream string
 	stored   time.Time
 	expires  time.Time
-	packed   atomic.Pointer[packedReply] // msg packed for AppendCached, made on its first use
+	packed   *packedReply // msg packed for AppendCached; set by put, before the entry is shared
+	size     int          // the bytes counted against the cache's budget; set by put
 }
 
-// cache is a bounded LRU of replies. Entries are never modified after they are stored, so a hit
-// can be read without the lock.
+// DefaultCacheMemory is the cache's byte budget when Options.CacheMemory is zero, sized for a
+// router with 64 MB of RAM: the daemon's soft memory limit is 32 MiB, and the cache is one part
+// of what the process holds.
+const DefaultCacheMemory = 4 << 20
+
+// maxEntryShare: an answer that would take more than 1/maxEntryShare of the budget is not
+// cached, so that one hostile large answer cannot push out a sixteenth of everything else.
+const maxEntryShare = 16
+
+// entryOverhead is what every entry costs besides its message and packed copy: the entry, its
+// list element and its map slot (the key and a pointer; Go's maps keep up to 8 slots per bucket
+// at a load factor below 7/8, so a slot is counted twice to cover the empty ones).
+const entryOverhead = int(unsafe.Sizeof(entry{})+unsafe.Sizeof(list.Element{})+unsafe.Sizeof(packedReply{})) +
+	2*int(unsafe.Sizeof(cacheKey{})+unsafe.Sizeof(uintptr(0)))
+
+// cache is an LRU of replies bounded both in entries and in bytes. Entries are never modified
+// after they are stored, so a hit can be read without the lock.
 type cache struct {
-	mu    sync.Mutex
-	max   int
-	items map[cacheKey]*list.Element
-	lru   list.List // front = most recently used
+	mu     sync.Mutex
+	max    int // entries
+	budget int // bytes; see entrySize for what is counted
+	bytes  int
+	items  map[cacheKey]*list.Element
+	lru    list.List // front = most recently used
 
 	hits, misses atomic.Uint64
 }
 
-func newCache(max int) *cache {
-	c := &cache{max: max, items: make(map[cacheKey]*list.Element)}
+func newCache(max, budget int) *cache {
+	c := &cache{max: max, budget: budget, items: make(map[cacheKey]*list.Element)}
 	c.lru.Init()
 	return c
 }
@@ -79,8 +99,7 @@ func (c *cache) get(k cacheKey, now time.Time) *entry {
 	}
 	e := el.Value.(*entry)
 	if !now.Before(e.expires) {
-		c.lru.Remove(el)
-		delete(c.items, k)
+		c.remove(el)
 		c.mu.Unlock()
 		c.misses.Add(1)
 		return nil
@@ -91,36 +110,56 @@ func (c *cache) get(k cacheKey, now time.Time) *entry {
 	return e
 }
 
+// put stores e, which must not be shared yet: put packs it for AppendCached and counts its
+// size. An entry larger than the budget's share is not stored, and one it replaces is dropped
+// (the new answer supersedes it). The least recently used entries are evicted until both bounds
+// hold.
 func (c *cache) put(e *entry) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.max <= 0 {
+	max, budget := c.max, c.budget
+	c.mu.Unlock()
+	if max <= 0 || budget <= 0 {
 		return
 	}
+	// Packing and measuring happen outside the lock: they cost microseconds for a large answer.
+	e.packed = packEntry(e.msg)
+	e.size = entrySize(e)
+	fits := e.size <= budget/maxEntryShare
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if el, ok := c.items[e.key]; ok {
-		el.Value = e
-		c.lru.MoveToFront(el)
+		c.remove(el)
+	}
+	if !fits || c.max <= 0 {
 		return
 	}
 	c.items[e.key] = c.lru.PushFront(e)
-	for len(c.items) > c.max {
-		c.evictOldest()
+	c.bytes += e.size
+	c.shrink()
+}
+
+// remove drops one entry; c.mu is held.
+func (c *cache) remove(el *list.Element) {
+	e := el.Value.(*entry)
+	c.lru.Remove(el)
+	delete(c.items, e.key)
+	c.bytes -= e.size
+}
+
+// shrink evicts from the least recently used end until both bounds hold; c.mu is held.
+func (c *cache) shrink() {
+	for len(c.items) > 0 && (len(c.items) > c.max || c.bytes > c.budget) {
+		c.remove(c.lru.Back())
 	}
 }
 
-func (c *cache) evictOldest() {
-	el := c.lru.Back()
-	c.lru.Remove(el)
-	delete(c.items, el.Value.(*entry).key)
-}
-
-func (c *cache) resize(max int) {
+// resize sets both bounds, evicting what no longer fits. Entries stored under a larger budget
+// that are now above the budget's share stay until they expire or are evicted.
+func (c *cache) resize(max, budget int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.max = max
-	for len(c.items) > max && len(c.items) > 0 {
-		c.evictOldest()
-	}
+	c.max, c.budget = max, budget
+	c.shrink()
 }
 
 func (c *cache) flush() int {
@@ -129,13 +168,119 @@ func (c *cache) flush() int {
 	n := len(c.items)
 	clear(c.items)
 	c.lru.Init()
+	c.bytes = 0
 	return n
 }
 
-func (c *cache) len() (n, max int) {
+// cacheUse is a snapshot of the cache's size and bounds.
+type cacheUse struct {
+	entries, max  int
+	bytes, budget int
+}
+
+func (c *cache) use() cacheUse {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.items), c.max
+	return cacheUse{entries: len(c.items), max: c.max, bytes: c.bytes, budget: c.budget}
+}
+
+// entrySize is what an entry holds on the heap, estimated from above: entryOverhead, the key's
+// name, the packed copy, and the message as measured by heapBytes (every string, slice and
+// pointed-to struct reachable from it, each rounded up as the allocator does). Measuring beats
+// estimating from the wire length: in memory a TXT string costs a 16-byte header besides its
+// bytes, a name is never compressed, and an NSEC bitmap of 34 wire bytes unpacks into up to
+// 256 uint16s.
+func entrySize(e *entry) int {
+	n := entryOverhead + allocSize(len(e.key.name)) + heapBytes(reflect.ValueOf(e.msg))
+	if p := e.packed; p != nil {
+		n += allocSize(cap(p.wire)) + allocSize(cap(p.ttls)*int(unsafe.Sizeof(0)))
+	}
+	return n
+}
+
+// allocSize bounds from above what the allocator takes for an object of n bytes: Go's size
+// classes are at most 12.5 % apart, and small objects take at least 16 bytes (or share them).
+func allocSize(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	return (n + n/8 + 15) &^ 15
+}
+
+// heapBytes is the heap memory reachable from v that v does not hold inline. Memory shared by
+// two paths is counted twice, which only overestimates.
+func heapBytes(v reflect.Value) int {
+	switch v.Kind() {
+	case reflect.String:
+		return allocSize(v.Len())
+	case reflect.Pointer:
+		if v.IsNil() {
+			return 0
+		}
+		return allocSize(int(v.Type().Elem().Size())) + heapBytes(v.Elem())
+	case reflect.Interface:
+		if v.IsNil() {
+			return 0
+		}
+		e := v.Elem()
+		if e.Kind() == reflect.Pointer {
+			return heapBytes(e)
+		}
+		return allocSize(int(e.Type().Size())) + heapBytes(e) // a non-pointer in an interface is boxed
+	case reflect.Slice:
+		if v.IsNil() {
+			return 0
+		}
+		n := allocSize(v.Cap() * int(v.Type().Elem().Size()))
+		if holdsPointers(v.Type().Elem()) {
+			for i := range v.Len() {
+				n += heapBytes(v.Index(i))
+			}
+		}
+		return n
+	case reflect.Array:
+		n := 0
+		if holdsPointers(v.Type().Elem()) {
+			for i := range v.Len() {
+				n += heapBytes(v.Index(i))
+			}
+		}
+		return n
+	case reflect.Struct:
+		n := 0
+		for i := range v.NumField() {
+			n += heapBytes(v.Field(i))
+		}
+		return n
+	case reflect.Map:
+		// No record type of miekg/dns has a map; count the entries generously if one appears.
+		n := v.Len() * 2 * int(v.Type().Key().Size()+v.Type().Elem().Size())
+		for it := v.MapRange(); it.Next(); {
+			n += heapBytes(it.Key()) + heapBytes(it.Value())
+		}
+		return n
+	}
+	return 0
+}
+
+// holdsPointers reports whether values of t can refer to other memory.
+func holdsPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return false
+	case reflect.Array:
+		return holdsPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // cacheTTL is how long a reply may be kept: the smallest TTL of its answer and authority records

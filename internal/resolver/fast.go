@@ -38,12 +38,8 @@ func (r *Resolver) AppendCached(dst []byte, q *dns.Msg) (out []byte, info Info, 
 	if e == nil {
 		return dst, Info{}, false
 	}
-	p := e.packed.Load()
-	if p == nil {
-		p = packEntry(e.msg)
-		e.packed.Store(p)
-	}
-	if p.wire == nil {
+	p := e.packed
+	if p == nil || p.wire == nil {
 		return dst, Info{}, false
 	}
 	n := len(dst)

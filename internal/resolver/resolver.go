@@ -39,6 +39,9 @@ type Options struct {
 	Strategy  string        // Failover (default), RoundRobin or Fastest
 	Timeout   time.Duration // whole-lookup deadline when the context has none; default 3 s
 	CacheSize int           // entries; 0 = no cache
+	// CacheMemory bounds the bytes all cached answers hold (see entrySize for what is counted);
+	// default DefaultCacheMemory. An answer above 1/16 of it is not cached.
+	CacheMemory int
 	// MaxFails consecutive failures mark an upstream down; default 2. A down upstream is skipped
 	// and probed in the background with a backoff from BackoffMin (default 500 ms) doubling to
 	// BackoffMax (default 30 s) until it answers again.
@@ -92,7 +95,7 @@ func New(opts Options, ups []*upstream.Upstream) *Resolver {
 	}
 	r := &Resolver{
 		log:     opts.Logger,
-		cache:   newCache(opts.CacheSize),
+		cache:   newCache(opts.CacheSize, cacheMemory(opts)),
 		flights: make(map[flightKey]*flight),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -100,7 +103,14 @@ func New(opts Options, ups []*upstream.Upstream) *Resolver {
 	return r
 }
 
-// Configure replaces the upstream set, strategy, timeout and cache size. Lookups in flight finish
+func cacheMemory(o Options) int {
+	if o.CacheMemory <= 0 {
+		return DefaultCacheMemory
+	}
+	return o.CacheMemory
+}
+
+// Configure replaces the upstream set, strategy, timeout and cache bounds. Lookups in flight finish
 // with the set they started with. Health state carries over for upstreams that stay (the same
 // *Upstream); the cache is kept.
 func (r *Resolver) Configure(opts Options, ups []*upstream.Upstream) {
@@ -134,7 +144,7 @@ func (r *Resolver) Configure(opts Options, ups []*upstream.Upstream) {
 		s.members = append(s.members, m)
 		s.byName[u.Name()] = m
 	}
-	r.cache.resize(opts.CacheSize)
+	r.cache.resize(opts.CacheSize, cacheMemory(opts))
 	r.set.Store(s)
 }
 

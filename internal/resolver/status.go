@@ -29,7 +29,9 @@ type UpstreamStatus struct {
 // CacheStatus is the cache part of `status`.
 type CacheStatus struct {
 	Entries int    `json:"entries"`
-	Size    int    `json:"size"`
+	Size    int    `json:"size"`   // the bound on entries: cache_size
+	Bytes   int    `json:"bytes"`  // what the entries hold, as the budget counts it
+	Memory  int    `json:"memory"` // the bound on Bytes: cache_memory, in bytes
 	Hits    uint64 `json:"hits"`
 	Misses  uint64 `json:"misses"`
 }
@@ -56,6 +58,7 @@ func (r *Resolver) Status() ([]UpstreamStatus, CacheStatus) {
 		}
 		ups = append(ups, us)
 	}
-	n, max := r.cache.len()
-	return ups, CacheStatus{Entries: n, Size: max, Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load()}
+	u := r.cache.use()
+	return ups, CacheStatus{Entries: u.entries, Size: u.max, Bytes: u.bytes, Memory: u.budget,
+		Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load()}
 }

@@ -1,0 +1,131 @@
+package resolver
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// txtReply is a reply to name/TXT whose answer holds about size bytes of TXT strings.
+func txtReply(name string, size int) *dns.Msg {
+	q := new(dns.Msg)
+	q.SetQuestion(name, dns.TypeTXT)
+	m := new(dns.Msg)
+	m.SetReply(q)
+	for size > 0 {
+		rr := &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}}
+		for i := 0; i < 16 && size > 0; i++ {
+			rr.Txt = append(rr.Txt, strings.Repeat("x", min(size, 255)))
+			size -= 255
+		}
+		m.Answer = append(m.Answer, rr)
+	}
+	return m
+}
+
+func cacheEntry(m *dns.Msg) *entry {
+	now := time.Now()
+	return &entry{key: keyOf(m), msg: m, upstream: "u", stored: now, expires: now.Add(time.Minute)}
+}
+
+// TestCacheBytes: the byte budget bounds the cache besides the entry count, evicting the least
+// recently used; an answer above 1/16 of the budget is not cached; flush and resize keep the
+// count of bytes right.
+func TestCacheBytes(t *testing.T) {
+	const budget = 2 << 20
+	c := newCache(1000000, budget)
+	var keys []cacheKey
+	for i := range 200 {
+		e := cacheEntry(txtReply(fmt.Sprintf("n%d.example.", i), 30000))
+		c.put(e)
+		keys = append(keys, e.key)
+		if e.size < 2*30000 {
+			t.Fatalf("a 30 KB answer counted as %d bytes; its strings and packed copy alone are 60 KB", e.size)
+		}
+		if u := c.use(); u.bytes > budget {
+			t.Fatalf("after %d answers the cache holds %d bytes, over its budget of %d", i+1, u.bytes, budget)
+		}
+		// Keep the first one in use: LRU, not FIFO.
+		if c.get(keys[0], time.Now()) == nil {
+			t.Fatalf("the entry used most recently was evicted after %d answers", i+1)
+		}
+	}
+	u := c.use()
+	if u.entries < 10 || u.entries > 34 {
+		t.Fatalf("%d entries of ~60 KB in a budget of 2 MiB", u.entries)
+	}
+	sum := 0
+	for _, el := range c.items {
+		sum += el.Value.(*entry).size
+	}
+	if sum != u.bytes {
+		t.Fatalf("entries hold %d bytes, the cache counts %d", sum, u.bytes)
+	}
+	if c.get(keys[1], time.Now()) != nil {
+		t.Fatal("the least recently used entry is still there")
+	}
+
+	// Above 1/16 of the budget (128 KiB here): not cached, and it drops the entry it replaces.
+	big := cacheEntry(txtReply("n0.example.", 60000))
+	c.put(big)
+	if c.get(keys[0], time.Now()) != nil {
+		t.Fatalf("an answer of %d bytes was cached in a budget of %d", big.size, budget)
+	}
+
+	// The entry count still bounds too.
+	c.resize(3, budget)
+	if u := c.use(); u.entries != 3 {
+		t.Fatalf("%d entries after resize to 3", u.entries)
+	}
+	c.resize(1000000, 100000)
+	if u := c.use(); u.entries != 1 || u.bytes > 100000 {
+		t.Fatalf("after resize to 100000 bytes: %+v", u)
+	}
+	c.flush()
+	if u := c.use(); u.entries != 0 || u.bytes != 0 {
+		t.Fatalf("after flush: %+v", u)
+	}
+}
+
+// TestEntrySizeBoundsHeap: what entrySize counts for an entry is no less than the heap its
+// message and packed copy take, as the runtime measures it, for a large TXT answer and for a
+// small A answer.
+func TestEntrySizeBoundsHeap(t *testing.T) {
+	a := new(dns.Msg)
+	a.SetQuestion("a.example.", dns.TypeA)
+	a.Answer = append(a.Answer, &dns.A{Hdr: dns.RR_Header{Name: "a.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: []byte{192, 0, 2, 1}})
+	for _, m := range []*dns.Msg{txtReply("t.example.", 30000), a} {
+		wire, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 200
+		entries := make([]*entry, n)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range entries {
+			u := new(dns.Msg)
+			if err := u.Unpack(wire); err != nil {
+				t.Fatal(err)
+			}
+			entries[i] = &entry{key: keyOf(u), msg: u, packed: packEntry(u)}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := int(after.HeapAlloc) - int(before.HeapAlloc)
+		counted := 0
+		for _, e := range entries {
+			counted += entrySize(e)
+		}
+		runtime.KeepAlive(entries)
+		t.Logf("%d-byte reply: %d entries hold %d heap bytes, counted %d", len(wire), n, held, counted)
+		if counted < held {
+			t.Errorf("%d-byte reply: %d entries hold %d heap bytes, counted only %d", len(wire), n, held, counted)
+		}
+	}
+}
