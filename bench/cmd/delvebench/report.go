@@ -112,6 +112,17 @@ func (b *bench) report() string {
 			m.res.ok, m.res.bad, m.res.qps(), ms(m.res.pct(50)), ms(m.res.pct(99)), ms(m.cpu)*10000/float64(max(m.res.ok, 1)))
 	}
 
+	if r := b.large; r != nil {
+		p("\n== delve serve, %d distinct ~30 KB TXT answers (%d records of %d × 255 bytes) from an in-process DoT server, %d socket clients, cache_size 1000000, default cache_memory (issue 12)\n\n",
+			r.names, largeRRs, largeStrings, largeClients)
+		p("  peak RSS:     %.1f MiB (VmHWM since start; %.1f MiB idle before the lookups)\n", mib(r.after.hwm), mib(r.idle.rss))
+		p("  RSS after:    %.1f MiB (RssAnon %.1f)\n", mib(r.after.rss), mib(r.after.anon))
+		if st := r.status; st != nil {
+			p("  cache after:  %d entries, %d bytes of a %d-byte budget; Go heap in use %d KiB\n", st.Cache.Entries, st.Cache.Bytes, st.Cache.Memory, st.Process.HeapKiB)
+		}
+		p("  answers:      %d correct, %d failed in %.1f s\n", r.ok, r.bad, r.took.Seconds())
+	}
+
 	if e := b.engine; e != nil {
 		p("\n== DoT engine alone (internal/upstream, one Upstream, default options: 1 connection, %d in flight) (issue 2)\n\n", e.pipeInFlight)
 		tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)

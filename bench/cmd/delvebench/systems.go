@@ -28,8 +28,10 @@ type env struct {
 	caFile   string
 	delve    string // the delve binary
 	delveEnv []string
-	unbound  string
-	stubby   string
+	// cacheSize is delve's cache_size; 0 = 1024, the default.
+	cacheSize int
+	unbound   string
+	stubby    string
 	// listener says the delve under test serves plain DNS (found by the first start): later
 	// starts wait for it as they wait for the socket.
 	listener bool
@@ -169,13 +171,17 @@ func startDelve(ctx context.Context, e *env, tag string) (*system, error) {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "delve.sock")
+	cacheSize := e.cacheSize
+	if cacheSize == 0 {
+		cacheSize = 1024
+	}
 	conf := fmt.Sprintf(`# Written by delvebench: delve against the loopback test upstream only.
 config delve 'main'
 	option enabled '1'
 	list type 'A'
 	option timeout '3000'
 	option strategy 'failover'
-	option cache_size '1024'
+	option cache_size '%d'
 	option socket '%s'
 	list listen '127.0.0.1:%d'
 	option ca_file '%s'
@@ -186,7 +192,7 @@ config upstream 'bench'
 	option port '%d'
 	option tls_name '%s'
 	option enabled '1'
-`, sock, port, e.caFile, e.upAddr, e.upPort, testenv.TLSName)
+`, cacheSize, sock, port, e.caFile, e.upAddr, e.upPort, testenv.TLSName)
 	file := filepath.Join(dir, "delve.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -239,6 +245,8 @@ type delveStatus struct {
 	} `json:"upstreams"`
 	Cache struct {
 		Entries int `json:"entries"`
+		Bytes   int `json:"bytes"`
+		Memory  int `json:"memory"`
 	} `json:"cache"`
 	Process struct {
 		Goroutines int   `json:"goroutines"`
