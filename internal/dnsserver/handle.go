@@ -141,14 +141,16 @@ func replyOPT(do bool) *dns.OPT {
 }
 
 // upstreamQuery is the query delve forwards for q: the question, RD always (delve is a stub: its
-// upstreams recurse), the client's CD and AD, and EDNS with the client's DO bit. Nothing else the
+// upstreams recurse), the client's CD, and EDNS with the client's DO bit. AD is set on every query
+// to an upstream, whatever the client sent (upstream.wireQuery, RFC 6840 §5.7), so the cached
+// answer carries the upstream's verdict and answer clears it per client. Nothing else the
 // client sent goes on: its padding, cookies, keepalive and NSID are hop-by-hop, its Client Subnet
 // only with ForwardECS, and other records (TSIG) are not delve's to pass.
 func (s *Server) upstreamQuery(q *query) *dns.Msg {
 	m := q.msg
 	u := &dns.Msg{MsgHdr: dns.MsgHdr{
 		Id: m.Id, Opcode: dns.OpcodeQuery, RecursionDesired: true,
-		CheckingDisabled: m.CheckingDisabled, AuthenticatedData: m.AuthenticatedData,
+		CheckingDisabled: m.CheckingDisabled,
 	}, Question: m.Question}
 	if q.opt == nil {
 		return u
@@ -190,7 +192,8 @@ func (s *Server) answer(q *query, m *dns.Msg, err error) *dns.Msg {
 	m.RecursionAvailable = true
 	m.Zero = false
 	m.CheckingDisabled = req.CheckingDisabled
-	// RFC 6840 §5.8: AD only to a client that showed it understands it.
+	// RFC 6840 §5.8: AD only to a client that showed it understands it (AD or DO in its query);
+	// m's AD is the upstream's verdict, asked for with AD=1 whoever filled the cache.
 	m.AuthenticatedData = m.AuthenticatedData && (q.do() || req.AuthenticatedData)
 	m.Question = req.Question
 	var upEDE []dns.EDNS0

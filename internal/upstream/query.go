@@ -17,8 +17,11 @@ const ednsSize = 1232
 // ErrBadQuery is returned for a message that cannot be sent: no question, or more than one.
 var ErrBadQuery = errors.New("a query must have exactly one question")
 
-// wireQuery packs q for the wire without changing it: one question, EDNS(0) with the client's DO
-// bit and UDP size, the edns-tcp-keepalive option (RFC 7828 §3.2.1: empty in queries) and
+// wireQuery packs q for the wire without changing it: one question, AD set (RFC 6840 §5.7: a
+// stub that wants the upstream's validation verdict asks with AD=1, and the answer's AD is then
+// that verdict whoever asked, so one cached answer serves every client; the DNS listener clears
+// AD again for a client that set neither AD nor DO, §5.8), EDNS(0) with the client's DO bit and
+// UDP size, the edns-tcp-keepalive option (RFC 7828 §3.2.1: empty in queries) and
 // padding to a multiple of 128 octets (RFC 7830, RFC 8467). Padding and keepalive options the
 // caller set are replaced, other options (such as ECS a caller chose to send) are kept.
 func wireQuery(q *dns.Msg) ([]byte, error) {
@@ -28,6 +31,7 @@ func wireQuery(q *dns.Msg) ([]byte, error) {
 	m := &dns.Msg{MsgHdr: q.MsgHdr, Question: q.Question}
 	m.Response = false
 	m.Id = 0
+	m.AuthenticatedData = true
 	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 	opt.SetUDPSize(ednsSize)
 	if old := q.IsEdns0(); old != nil {
