@@ -18,6 +18,7 @@ import (
 type member struct {
 	u        *upstream.Upstream
 	failures atomic.Uint64 // failed attempts, all time
+	faults   atomic.Uint64 // u.Faults() when last looked at (newFaults)
 
 	mu        sync.Mutex
 	fails     int // consecutive
@@ -29,7 +30,16 @@ type member struct {
 }
 
 func newMember(u *upstream.Upstream) *member {
-	return &member{u: u, kick: make(chan struct{}, 1)}
+	m := &member{u: u, kick: make(chan struct{}, 1)}
+	m.faults.Store(u.Faults())
+	return m
+}
+
+// newFaults reports whether the upstream recorded a fault (upstream.Upstream.Faults) since the
+// last call, or since the last success.
+func (m *member) newFaults() bool {
+	n := m.u.Faults()
+	return m.faults.Swap(n) != n
 }
 
 func (m *member) healthy() bool {
@@ -59,6 +69,7 @@ func (m *member) fail(err error, maxFails int) bool {
 }
 
 func (m *member) succeeded() {
+	m.faults.Store(m.u.Faults())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.fails = 0

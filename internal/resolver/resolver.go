@@ -227,57 +227,80 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 		defer cancel()
 	}
 
-	// Identical questions in flight share one upstream query.
+	// Identical questions in flight share one upstream query. A caller waits for it with its own
+	// deadline; when a flight ends in a timeout while a caller still has time (it joined late, or
+	// its deadline is past the flight's), that caller starts or joins another.
 	fk := flightKey{k, via}
-	var fctx context.Context
-	var cancel context.CancelFunc
-	r.flightMu.Lock()
-	f, joined := r.flights[fk]
-	if !joined {
-		// The query runs on its own goroutine with the first caller's deadline, so that callers
-		// who give up return at once while the others still get the answer. Its context is not
-		// a child of r.ctx: registering every flight with one shared parent (a lock and a map
-		// insert and delete) cost more than the flight's own work; Close cancels the flights in
-		// r.flights instead.
-		fctx, cancel = context.WithDeadline(context.Background(), deadline(ctx))
-		f = &flight{done: make(chan struct{}), cancel: cancel}
-		r.flights[fk] = f
-	}
-	r.flightMu.Unlock()
-	if !joined {
-		started := r.goWork(func() {
-			defer cancel()
-			f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
-			r.finish(fk, f)
-		})
-		if !started {
-			cancel()
-			f.err = upstream.ErrClosed
-			r.finish(fk, f)
-		}
-	}
-	select {
-	case <-f.done:
-		return f.entry, f.info, f.err
-	case <-ctx.Done():
-	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		// The flight runs to the first caller's deadline, which for that caller is this one: it
-		// ends a moment later, with the reason and with the failure counted. Waiting that moment
-		// gives the caller the reason, and the next lookup the upstream's health.
-		t := time.NewTimer(flightGrace)
-		defer t.Stop()
+	for {
+		f := r.flight(ctx, s, q, k, fk, via)
 		select {
 		case <-f.done:
+			if errors.Is(f.err, ErrTimeout) && time.Until(deadline(ctx)) >= MinAttempt {
+				continue
+			}
 			return f.entry, f.info, f.err
-		case <-t.C:
+		case <-ctx.Done():
 		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && f.deadline.Sub(deadline(ctx)) <= FlightGrace {
+			// The flight runs to this caller's deadline, or a moment past it (the caller started
+			// it, and the configured timeout counted from the flight's start is a little later):
+			// it ends within FlightGrace, with the reason. Waiting that moment gives the caller
+			// the reason rather than a bare timeout.
+			t := time.NewTimer(FlightGrace)
+			defer t.Stop()
+			select {
+			case <-f.done:
+				return f.entry, f.info, f.err
+			case <-t.C:
+			}
+		}
+		return nil, Info{}, timeoutErr(ctx)
 	}
-	return nil, Info{}, timeoutErr(ctx)
 }
 
-// flightGrace is how long a caller whose deadline passed waits for the flight it joined.
-const flightGrace = 100 * time.Millisecond
+// flight returns the flight for fk, starting it if there is none. A flight's deadline is the
+// later of its first caller's and the configured timeout from now, and no caller's cancellation
+// ends it: it answers every caller that joins, and caches the answer, even when the caller that
+// started it has gone (a client that gave up retransmits, and joins). Only Close cancels it.
+func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cacheKey, fk flightKey, via string) *flight {
+	r.flightMu.Lock()
+	f, joined := r.flights[fk]
+	if joined {
+		r.flightMu.Unlock()
+		return f
+	}
+	// The flight's context is not a child of r.ctx: registering every flight with one shared
+	// parent (a lock and a map insert and delete) cost more than the flight's own work; Close
+	// cancels the flights in r.flights instead.
+	dl := deadline(ctx)
+	if own := time.Now().Add(s.timeout); own.After(dl) {
+		dl = own
+	}
+	fctx, cancel := context.WithDeadline(context.Background(), dl)
+	f = &flight{done: make(chan struct{}), cancel: cancel, deadline: dl}
+	r.flights[fk] = f
+	r.flightMu.Unlock()
+	started := r.goWork(func() {
+		defer cancel()
+		f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
+		r.finish(fk, f)
+	})
+	if !started {
+		cancel()
+		f.err = upstream.ErrClosed
+		r.finish(fk, f)
+	}
+	return f
+}
+
+// FlightGrace is how long a caller whose deadline passed waits for the flight it started, which
+// ends at that same deadline: long enough for the flight to return the attempt's error (the
+// reason, for the caller), short enough not to matter to a client that is already late.
+const FlightGrace = 100 * time.Millisecond
+
+// MinAttempt is the least time left for which an attempt is started: less than a round trip on
+// a warm loopback connection can only time out, and a timeout says nothing about the upstream.
+const MinAttempt = 20 * time.Millisecond
 
 func (r *Resolver) finish(fk flightKey, f *flight) {
 	r.flightMu.Lock()
@@ -304,11 +327,12 @@ type flightKey struct {
 }
 
 type flight struct {
-	done   chan struct{}
-	cancel context.CancelFunc // ends the query (Close)
-	entry  *entry
-	info   Info
-	err    error
+	done     chan struct{}
+	cancel   context.CancelFunc // ends the query (Close)
+	deadline time.Time
+	entry    *entry
+	info     Info
+	err      error
 }
 
 // query asks the upstreams in strategy order until one answers, and caches the answer.
@@ -321,6 +345,10 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 	var fallbackInfo Info
 	var errs attemptErrors
 	for i, m := range cands {
+		if time.Until(deadline(ctx)) < MinAttempt {
+			// No attempt without time left (after a SERVFAIL, say): it could only time out.
+			break
+		}
 		actx, cancel := attemptContext(ctx, len(cands)-i)
 		start := time.Now()
 		reply, err := m.u.Exchange(actx, q)
@@ -330,22 +358,27 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 			if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
 				return nil, Info{}, ctx.Err()
 			}
-			r.failed(s, m, err)
+			r.attemptFailed(s, m, err)
 			errs = append(errs, err)
 			if ctx.Err() != nil {
 				break
 			}
 			continue
 		}
-		m.succeeded()
 		info := Info{Upstream: m.u.Name(), RTT: rtt}
 		e := &entry{key: k, msg: reply, upstream: m.u.Name(), stored: time.Now()}
 		if reply.Rcode == dns.RcodeServerFailure || reply.Rcode == dns.RcodeRefused {
+			if ownFailure(reply) {
+				r.failed(s, m, fmt.Errorf("upstream %s answered %s", m.u.Name(), dns.RcodeToString[reply.Rcode]))
+			} else {
+				m.succeeded()
+			}
 			if fallback == nil {
 				fallback, fallbackInfo = e, info
 			}
 			continue
 		}
+		m.succeeded()
 		if ttl := cacheTTL(reply); ttl > 0 && via == "" {
 			e.expires = e.stored.Add(ttl)
 			r.cache.put(e)
@@ -355,7 +388,10 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 	if fallback != nil {
 		return fallback, fallbackInfo, nil
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || len(errs) == 0 {
+		if len(errs) == 0 {
+			return nil, Info{}, ErrTimeout
+		}
 		return nil, Info{}, fmt.Errorf("%w (%w)", ErrTimeout, errs)
 	}
 	return nil, Info{}, fmt.Errorf("%w: %w", ErrNoUpstream, errs)
@@ -375,8 +411,9 @@ func (e attemptErrors) Error() string {
 
 func (e attemptErrors) Unwrap() []error { return e }
 
-// attemptContext gives one attempt its share of what is left: all of it for the last candidate,
-// half of it while others remain, so that a stalled upstream leaves time for the next.
+// attemptContext gives one attempt its share of what is left (the attempt budget): all of it for
+// the last candidate, half of it while others remain, so that a stalled upstream leaves time for
+// the next.
 func attemptContext(ctx context.Context, remaining int) (context.Context, context.CancelFunc) {
 	if remaining <= 1 {
 		return ctx, func() {} // the whole of ctx: no child context needed
@@ -418,6 +455,46 @@ func (r *Resolver) allDown(s *upstreamSet) error {
 		parts = append(parts, m.u.Name()+" is down ("+m.lastError()+")")
 	}
 	return fmt.Errorf("%w: %s", ErrNoUpstream, strings.Join(parts, "; "))
+}
+
+// attemptFailed holds an attempt's error against m when the failure model says it counts (see the
+// package doc): a connection that could not be made, a TLS failure, a stalled connection, a
+// malformed reply, a server that closed every connection without answering. A timeout alone does
+// not: it is the caller's deadline, or one slow name, unless the upstream recorded a fault (a
+// failed dial, a stall) since m last looked, which counts once.
+func (r *Resolver) attemptFailed(s *upstreamSet, m *member, err error) {
+	fault := m.newFaults()
+	switch {
+	case errors.Is(err, upstream.ErrClosed), errors.Is(err, upstream.ErrBadQuery):
+		return // a reload closed the upstream; a query no server could be sent
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		if !fault {
+			return
+		}
+	}
+	r.failed(s, m, err)
+}
+
+// ownFailure reports whether a SERVFAIL or REFUSED is the upstream's own failure, which counts
+// against its health: any REFUSED (it will not serve us), and a SERVFAIL unless an extended DNS
+// error (RFC 8914) puts the fault elsewhere: a DNSSEC failure of the zone (codes 1-12) or its
+// authorities unreachable (22, No Reachable Authority; 23, Network Error). Another upstream would
+// answer such a name no better.
+func ownFailure(m *dns.Msg) bool {
+	if m.Rcode == dns.RcodeRefused {
+		return true
+	}
+	if opt := m.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if e, ok := o.(*dns.EDNS0_EDE); ok {
+				switch c := e.InfoCode; {
+				case c >= 1 && c <= 12, c == dns.ExtendedErrorCodeNoReachableAuthority, c == dns.ExtendedErrorCodeNetworkError:
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 func (r *Resolver) failed(s *upstreamSet, m *member, err error) {

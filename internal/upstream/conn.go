@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // errConnLost means the connection ended before the reply came. The query may not have reached
@@ -26,8 +28,41 @@ var errConnLost = errors.New("connection closed before the reply")
 // exchange): those are for connections that never answer anything.
 var errConnDone = fmt.Errorf("%w, after answering other queries", errConnLost)
 
-// errStalled closes a connection on which a query timed out while nothing at all was read.
-var errStalled = errors.New("the server stopped answering on this connection")
+// errConnGone is errConnLost for a connection found closed before the query was sent on it: a
+// reused connection that ended between acquire and roundTrip. Nothing was sent, so sending the
+// query elsewhere is not one of its attempts.
+var errConnGone = fmt.Errorf("%w, before the query was sent", errConnLost)
+
+// ErrStalled closes a connection that read nothing at all for StallInterval while queries were
+// owed on it, a probe included (see StallInterval).
+var ErrStalled = errors.New("the server stopped answering on this connection")
+
+// The stall rule, the only one by which a connection that is open and writable is given up on. A
+// connection is stalled when queries are owed on it (sent, not answered: including those whose
+// callers gave up, for LateWindow) and nothing at all has been read from it for StallInterval.
+// One slow query cannot make it so: after StallProbe of quiet the connection is sent a probe, a
+// question every recursive server answers at once from its cache (". NS"), and any reply to
+// anything, the probe's or a late one, ends the quiet. No caller's deadline is part of the rule:
+// a caller that gives up only forgets its query.
+const (
+	// StallProbe is how long a connection with queries owed may read nothing before it is sent a
+	// probe: longer than a round trip to any DoT server on a sane path, short enough that a
+	// connection a middlebox silently dropped is found well within StallInterval.
+	StallProbe = time.Second
+	// StallInterval is how long a connection with queries owed may read nothing at all before it
+	// is closed as stalled (ErrStalled), a fault of the upstream (Upstream.Faults). It leaves the
+	// probe StallInterval-StallProbe (2 s) to be answered: a server that answers nothing, not
+	// even a cached question, in that time is not answering on this connection.
+	StallInterval = 3 * time.Second
+	// LateWindow is how long the ID of a query whose caller gave up stays reserved, and its reply
+	// owed: recursive servers give up on a dead authority and answer SERVFAIL within about that
+	// (unbound's default), and a reply after it is dropped as unmatched.
+	LateWindow = 10 * time.Second
+	// maxOwed bounds the queries kept owed on one connection after their callers gave up (a LAN
+	// client retrying dead names at a high rate), so that pending, and the search for a free ID,
+	// stay small whatever the clients do; past it a query is forgotten at once.
+	maxOwed = 1024
+)
 
 const writeTimeout = 5 * time.Second
 
@@ -39,8 +74,11 @@ type call struct {
 	id       uint16
 	frame    []byte // length prefix and message, ID filled in
 	question []byte // packed question section, to match the reply
-	sent     int64  // reads counter of the connection when the query was queued
 	reply    chan result
+	// abandoned is set (under conn.mu) when nobody waits for the reply any more: a caller that
+	// gave up, or a stall probe. The call stays in pending, owed, until its reply or LateWindow.
+	abandoned bool
+	since     time.Time // when it was abandoned
 }
 
 type result struct {
@@ -58,7 +96,8 @@ type conn struct {
 	done   chan struct{} // closed when the connection is finished
 	wg     sync.WaitGroup
 
-	reads atomic.Int64 // replies read so far: a stalled connection reads none
+	reads    atomic.Int64 // replies read so far: a stalled connection reads none
+	lastRead atomic.Int64 // UnixNano of the last message read
 
 	mu       sync.Mutex
 	pending  map[uint16]*call
@@ -69,6 +108,12 @@ type conn struct {
 	idle     time.Duration
 	idleT    *time.Timer
 	lastUse  time.Time
+
+	// The stall watch (see StallInterval): armed while pending is not empty.
+	owedSince time.Time // when pending last became non-empty
+	probeAt   time.Time // when the last probe was sent
+	watching  bool
+	stallT    *time.Timer
 }
 
 func newConn(u *Upstream, nc net.Conn) *conn {
@@ -82,6 +127,8 @@ func newConn(u *Upstream, nc net.Conn) *conn {
 		lastUse: time.Now(),
 	}
 	c.idleT = time.AfterFunc(c.idle, c.idleCheck)
+	c.stallT = time.AfterFunc(StallProbe, c.stallCheck)
+	c.stallT.Stop()
 	c.wg.Add(2)
 	go c.writeLoop()
 	go c.readLoop()
@@ -103,21 +150,21 @@ func (c *conn) roundTrip(ctx context.Context, msg, question []byte) ([]byte, err
 	if c.closed {
 		c.mu.Unlock()
 		c.release()
-		return nil, errConnLost
+		return nil, errConnGone
 	}
-	for {
-		cl.id = uint16(rand.Uint32())
-		if _, busy := c.pending[cl.id]; !busy {
-			break
-		}
-	}
-	binary.BigEndian.PutUint16(cl.frame[2:], cl.id)
-	cl.sent = c.reads.Load()
-	c.pending[cl.id] = cl
+	c.addLocked(cl)
 	c.mu.Unlock()
 
-	// writeq has room for every reserved slot, so this never blocks.
-	c.writeq <- cl
+	// writeq has room for every reserved slot, so this blocks only while the writer is behind
+	// probes (at most one at a time); the connection's end or the caller's give up ends the wait.
+	select {
+	case c.writeq <- cl:
+	case <-c.done:
+		// fail has answered every pending call, this one included.
+	case <-ctx.Done():
+		c.unqueue(cl)
+		return nil, ctx.Err()
+	}
 
 	select {
 	case r := <-cl.reply:
@@ -129,20 +176,97 @@ func (c *conn) roundTrip(ctx context.Context, msg, question []byte) ([]byte, err
 	}
 }
 
-// forget drops a call whose caller gave up. If nothing at all was read on the connection since
-// the query went out, the server is not answering on it: close it so the next query reconnects
-// instead of queueing behind a stall.
+// addLocked gives cl a free ID, puts it in pending and arms the stall watch. c.mu is held.
+func (c *conn) addLocked(cl *call) {
+	for {
+		cl.id = uint16(rand.Uint32())
+		if _, busy := c.pending[cl.id]; !busy {
+			break
+		}
+	}
+	binary.BigEndian.PutUint16(cl.frame[2:], cl.id)
+	if len(c.pending) == 0 {
+		c.owedSince = time.Now()
+	}
+	c.pending[cl.id] = cl
+	if !c.watching {
+		c.watching = true
+		c.stallT.Reset(StallProbe)
+	}
+}
+
+// forget is for a call whose caller gave up: it frees the slot and nothing else. The query stays
+// owed (its ID reserved, its reply dropped when it comes) for LateWindow; whether the connection
+// is stalled is the stall watch's business, not this caller's.
 func (c *conn) forget(cl *call) {
+	c.mu.Lock()
+	if p, ok := c.pending[cl.id]; ok && p == cl {
+		if len(c.pending) > maxOwed {
+			delete(c.pending, cl.id) // owed enough already: its late reply is dropped as unmatched
+		} else {
+			cl.abandoned, cl.since = true, time.Now()
+		}
+	}
+	c.mu.Unlock()
+	c.release()
+}
+
+// unqueue is forget for a call that was never handed to the writer: nothing is owed for it.
+func (c *conn) unqueue(cl *call) {
 	c.mu.Lock()
 	if p, ok := c.pending[cl.id]; ok && p == cl {
 		delete(c.pending, cl.id)
 	}
-	stalled := c.reads.Load() == cl.sent
 	c.mu.Unlock()
 	c.release()
-	if stalled {
-		c.fail(errStalled)
+}
+
+// stallCheck runs on the stall timer while queries are owed: it drops abandoned calls older than
+// LateWindow, sends a probe after StallProbe of quiet, and closes the connection as stalled after
+// StallInterval of it (see StallInterval).
+func (c *conn) stallCheck() {
+	now := time.Now()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
 	}
+	for id, cl := range c.pending {
+		if cl.abandoned && now.Sub(cl.since) >= LateWindow {
+			delete(c.pending, id)
+		}
+	}
+	if len(c.pending) == 0 {
+		c.watching = false
+		c.mu.Unlock()
+		return
+	}
+	quiet := c.owedSince
+	if lr := time.Unix(0, c.lastRead.Load()); lr.After(quiet) {
+		quiet = lr
+	}
+	idle := now.Sub(quiet)
+	switch {
+	case idle >= StallInterval:
+		c.mu.Unlock()
+		c.u.stats.stalls.Add(1)
+		c.fail(ErrStalled)
+		return
+	case idle >= StallProbe && c.probeAt.Before(quiet):
+		c.probeAt = now
+		p := &call{frame: probeFrame(), question: probeQuestion(), abandoned: true, since: now}
+		c.addLocked(p)
+		select {
+		case c.writeq <- p:
+		default: // the writer is behind a full queue: nothing to add to it
+		}
+		c.stallT.Reset(StallInterval - idle)
+	case idle >= StallProbe:
+		c.stallT.Reset(StallInterval - idle)
+	default:
+		c.stallT.Reset(StallProbe - idle)
+	}
+	c.mu.Unlock()
 }
 
 // release frees a slot taken by Upstream.acquire.
@@ -235,6 +359,7 @@ func (c *conn) readLoop() {
 			c.fail(err)
 			return
 		}
+		c.lastRead.Store(time.Now().UnixNano())
 		c.reads.Add(1)
 		c.deliver(msg)
 	}
@@ -257,6 +382,9 @@ func (c *conn) deliver(msg []byte) {
 	}
 	delete(c.pending, id)
 	c.mu.Unlock()
+	if cl.abandoned {
+		return // a late reply or a probe's: it has done its work by being read
+	}
 	cl.reply <- result{msg: msg}
 }
 
@@ -280,8 +408,12 @@ func (c *conn) setKeepalive(timeout uint16) {
 	if d > time.Second {
 		d -= 500 * time.Millisecond
 	}
-	if d < c.u.opts.IdleTimeout {
+	if d < c.u.opts.IdleTimeout && d != c.idle {
 		c.idle = d
+		if c.inflight == 0 && !c.closed {
+			// The release before this reply was read armed the timer with the old value.
+			c.idleT.Reset(max(0, d-time.Since(c.lastUse)))
+		}
 	}
 }
 
@@ -314,6 +446,7 @@ func (c *conn) fail(err error) {
 	c.mu.Unlock()
 
 	c.idleT.Stop()
+	c.stallT.Stop()
 	close(c.done)
 	_ = c.nc.Close()
 	lost := errConnLost
@@ -321,10 +454,36 @@ func (c *conn) fail(err error) {
 		lost = errConnDone
 	}
 	for _, cl := range pending {
-		cl.reply <- result{err: lost}
+		if !cl.abandoned {
+			cl.reply <- result{err: lost}
+		}
 	}
 	c.u.removeConn(c)
 }
 
 // wait blocks until both goroutines of a failed connection have returned.
 func (c *conn) wait() { c.wg.Wait() }
+
+// The stall probe: ". NS", packed once, its ID filled in per probe.
+var probeWire = sync.OnceValue(func() []byte {
+	q := new(dns.Msg)
+	q.SetQuestion(".", dns.TypeNS)
+	wire, err := wireQuery(q)
+	if err != nil {
+		panic(err) // a fixed, valid question
+	}
+	return wire
+})
+
+func probeFrame() []byte {
+	w := probeWire()
+	f := make([]byte, 2+len(w))
+	binary.BigEndian.PutUint16(f, uint16(len(w)))
+	copy(f[2:], w)
+	return f
+}
+
+func probeQuestion() []byte {
+	w := probeWire()
+	return w[12:questionEnd(w)]
+}

@@ -75,6 +75,8 @@ type Stats struct {
 	Queries     uint64        // Exchange calls
 	Errors      uint64        // Exchange calls that returned an error
 	Retries     uint64        // queries sent again after their connection closed
+	Stalls      uint64        // connections closed as stalled (StallInterval)
+	DialFails   uint64        // connections that could not be made: TCP, TLS, or the dial timeout
 	Unmatched   uint64        // replies dropped because no query matched their ID and question
 	ConnsOpened uint64        // TLS connections established
 	Resumed     uint64        // of which resumed a TLS session
@@ -84,7 +86,7 @@ type Stats struct {
 }
 
 type counters struct {
-	queries, errors, retries, unmatched, opened, resumed atomic.Uint64
+	queries, errors, retries, unmatched, opened, resumed, stalls, dialFails atomic.Uint64
 }
 
 // Upstream is one DNS-over-TLS server with a small pool of pipelined connections. It is safe for
@@ -228,7 +230,7 @@ func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		}
 		if errors.Is(err, errConnLost) && ctx.Err() == nil {
 			switch {
-			case errors.Is(err, errConnDone) && done < maxDoneRetries:
+			case (errors.Is(err, errConnDone) || errors.Is(err, errConnGone)) && done < maxDoneRetries:
 				done++
 				u.stats.retries.Add(1)
 				continue
@@ -276,6 +278,11 @@ func (u *Upstream) acquire(ctx context.Context) (*conn, error) {
 	defer u.waiters.Add(-1)
 	began := time.Now()
 	for {
+		if err := ctx.Err(); err != nil {
+			// No attempt without time left: a caller whose deadline has passed is not given a
+			// connection (or a dial) to time out on.
+			return nil, fmt.Errorf("upstream %s: no time left to send the query: %w", u.label(), err)
+		}
 		u.mu.Lock()
 		if u.closed {
 			u.mu.Unlock()
@@ -346,6 +353,8 @@ func (u *Upstream) dial(d *dialing) {
 		u.conns = append(u.conns, newConn(u, tc))
 	case abandoned && !u.closed:
 		err = errDialAbandoned
+	case !u.closed:
+		u.stats.dialFails.Add(1)
 	}
 	d.err = err
 	close(d.done)
@@ -512,6 +521,8 @@ func (u *Upstream) Stats() Stats {
 		Errors:      u.stats.errors.Load(),
 		Retries:     u.stats.retries.Load(),
 		Unmatched:   u.stats.unmatched.Load(),
+		Stalls:      u.stats.stalls.Load(),
+		DialFails:   u.stats.dialFails.Load(),
 		ConnsOpened: u.stats.opened.Load(),
 		Resumed:     u.stats.resumed.Load(),
 	}
@@ -525,6 +536,14 @@ func (u *Upstream) Stats() Stats {
 		s.InFlight += n
 	}
 	return s
+}
+
+// Faults counts what holds against the server's health whether or not a caller was still
+// waiting to see it: connections that could not be made (Stats.DialFails) and connections closed
+// as stalled (Stats.Stalls). A caller that gave up sees only its own deadline; comparing Faults
+// before and after tells whether the server was at fault meanwhile.
+func (u *Upstream) Faults() uint64 {
+	return u.stats.stalls.Load() + u.stats.dialFails.Load()
 }
 
 // SRTT is the smoothed round-trip time of answered queries, zero before the first.
