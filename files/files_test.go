@@ -90,9 +90,14 @@ func TestACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// uci is in table notation ("config": ["read", "write"]): rpcd grants exactly those functions.
+	// In array notation ("uci": ["delve"]) it grants the section's own permission, so the read
+	// side would let a read-only session read /etc/config/delve, websocket_token included
+	// (rpcd session.c, rpc_login_setup_acl_scope; uci.c checks "read" for get and "write" for
+	// set). A session with write access also gets the read side (rpc_login_test_permission).
 	type scopes struct {
 		UBus map[string][]string `json:"ubus"`
-		UCI  []string            `json:"uci"`
+		UCI  map[string][]string `json:"uci"`
 	}
 	type group struct {
 		Description string `json:"description"`
@@ -122,8 +127,10 @@ func TestACL(t *testing.T) {
 		t.Error("group delve has no description")
 	}
 	want := map[string]scopes{
-		"read":  {UBus: map[string][]string{"delve": {"lookup", "status"}}, UCI: []string{"delve"}},
-		"write": {UBus: map[string][]string{"delve": {"reload", "flush"}}, UCI: []string{"delve"}},
+		// The read side sees no UCI at all: websocket_token is in /etc/config/delve, and rpcd
+		// grants UCI access per config file, not per option.
+		"read":  {UBus: map[string][]string{"delve": {"lookup", "status"}}},
+		"write": {UBus: map[string][]string{"delve": {"reload", "flush"}}, UCI: map[string][]string{"delve": {"read", "write"}}},
 	}
 	for perm, have := range map[string]scopes{"read": g.Read, "write": g.Write} {
 		if !reflect.DeepEqual(have, want[perm]) {
