@@ -26,8 +26,10 @@ const (
 	// configuration cannot be read).
 	DefaultDeadline = 10 * time.Second
 	// MaxDeadline is the longest a call may take whatever the configuration says (main.timeout
-	// goes up to 60 s): rpcd kills an exec plugin after 30 s, and a plugin killed before it has
-	// printed its object gives the caller "No response" instead of the timeout error object.
+	// goes up to 60 s): rpcd kills an exec plugin after its -t timeout (30 s as OpenWrt ships
+	// /etc/config/rpcd; 120 s compiled in), `ubus call` waits 30 s by default, and a plugin
+	// killed before it has printed its object gives the caller "No response" instead of the
+	// timeout error object.
 	MaxDeadline = 25 * time.Second
 	// deadlineMargin is the time left for the daemon to answer after its own lookup timeout, so
 	// that the daemon's timeout error (naming the name) arrives rather than the bridge's.

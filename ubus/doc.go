@@ -5,7 +5,10 @@
 //
 // rpcd ignores an exec plugin's exit status and stderr and waits for `list` without a timeout,
 // so `list` reads nothing and `call` reports every failure on stdout and ends within a hard
-// deadline well inside rpcd's 30 s exec timeout (see openwrt-facts.md §1).
+// deadline well inside rpcd's exec timeout. That timeout is rpcd's -t option: OpenWrt's
+// /etc/init.d/rpcd passes rpcd.@rpcd[0].timeout, 30 s in the shipped /etc/config/rpcd; without
+// -t it is the compiled-in RPC_EXEC_DEFAULT_TIMEOUT, 120 s (rpcd include/rpcd/exec.h). `ubus
+// call` has its own -t, default 30 s, so a shell caller gives up after 30 s either way.
 //
 // Two environment variables redirect `call`, for tests and for running a daemon elsewhere:
 // DELVE_CONFIG names the UCI file to read main.socket and main.timeout from (default

@@ -28,7 +28,8 @@ import (
 // only the first complete JSON value kept, the exit status ignored, and rpcd's 30 s exec
 // timeout enforced.
 
-// rpcdTimeout is rpcd's exec timeout on OpenWrt (rpcd -t 30 from /etc/config/rpcd).
+// rpcdTimeout is rpcd's exec timeout on OpenWrt: rpcd -t 30, from the shipped /etc/config/rpcd
+// (rpcd's compiled-in default without -t is 120 s), and `ubus call`'s own default -t.
 const rpcdTimeout = 30 * time.Second
 
 // plugin is the rpcd shim, files/delve.rpcd, pointing at the binary built for this test run.

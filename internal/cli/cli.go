@@ -26,7 +26,7 @@ import (
 	"github.com/delvedns/delve/uci"
 )
 
-// Exit statuses (DESIGN.md).
+// Exit statuses (README.md, "The `delve` command").
 const (
 	ExitOK       = 0 // answers printed
 	ExitNoData   = 1 // NXDOMAIN or no records of the types asked

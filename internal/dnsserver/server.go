@@ -56,7 +56,8 @@ type Options struct {
 	LimitLoopback bool
 
 	// ForwardECS sends the client's EDNS Client Subnet option upstream. Off by default: it tells
-	// the upstream about the LAN. The cache does not key answers by subnet.
+	// the upstream about the LAN. The cache keys answers by the forwarded subnet (cacheKey.subnet in
+	// internal/resolver), so one subnet's answer is not given to another.
 	ForwardECS bool
 
 	MaxTCPConns int           // concurrent TCP connections over all addresses; default 64

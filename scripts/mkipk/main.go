@@ -1,5 +1,5 @@
 // Command mkipk packs delve into an .ipk the way OpenWrt's ipkg-build does, so that opkg on
-// OpenWrt 24.10 and earlier installs it (openwrt-facts.md §6): a gzip-compressed tar (not ar)
+// OpenWrt 24.10 and earlier installs it (OpenWrt's scripts/ipkg-build): a gzip-compressed tar (not ar)
 // holding ./debian-binary, ./data.tar.gz and ./control.tar.gz; GNU tar headers without PAX
 // records, numeric owner 0:0, entries sorted by name, every mtime SOURCE_DATE_EPOCH, gzip streams
 // (GNU gzip -9n) without name or time. The same inputs give the same bytes.

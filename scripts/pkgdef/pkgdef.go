@@ -50,7 +50,7 @@ type File struct {
 // BinPath is where the binary goes; the rpcd shim execs it there.
 const BinPath = "usr/bin/delve"
 
-// Payload lists what the package installs (DESIGN.md, "Files on the router"), sorted by Dst;
+// Payload lists what the package installs (README.md, "Install on a router"), sorted by Dst;
 // Src is relative to the files directory, except the binary's, which is bin. The modes are
 // OpenWrt's INSTALL_BIN (0755), INSTALL_CONF (0600) and INSTALL_DATA (0644).
 func Payload(bin string) []File {
