@@ -29,6 +29,7 @@ var shellFiles = []string{
 	"testdata/openwrt/etc/rc.common",
 	"testdata/openwrt/lib/functions.sh",
 	"testdata/openwrt/lib/functions/procd.sh",
+	"testdata/openwrt/lib/functions/network.sh",
 	"testdata/openwrt/bin/uci",
 	"testdata/openwrt/bin/logger",
 }
@@ -388,6 +389,7 @@ func (h *harness) run(args ...string) {
 		"LC_ALL=C",
 		"DELVE_HARNESS=" + h.root,
 		"DELVE_HARNESS_STATE=" + h.state,
+		"DELVE_RUNDIR=" + h.state,
 		"UCI_CONFIG_DIR=" + filepath.Join(h.state, "etc/config"),
 		"UCI_STUB_DIR=" + filepath.Join(h.state, "uci"),
 	}
@@ -639,13 +641,34 @@ func testInitScript(t *testing.T, sh []string) {
 			t.Fatalf("reload: procd calls %+v, want the service definition only", pc)
 		}
 		checkDelveService(t, h, pc.Services[0], true, "wan")
-		// An interface event: nothing in the definition changes, so the script sends SIGUSR1.
-		h.run("reload", "interface")
-		pc = h.procd()
-		if len(pc.Services) != 1 || !reflect.DeepEqual(pc.Signals, [][]string{{"delve", "*", "USR1"}}) || len(pc.Kills) != 0 {
-			t.Fatalf("reload interface: procd calls %+v, want the definition and SIGUSR1 to delve", pc)
+		// Interface events: nothing in the definition changes, so the script sends SIGUSR1 itself,
+		// and only when the uplink changed: up or down, its device, its addresses. A routine
+		// interface.update (a wan6 prefix renewal, new lifetimes) redials nothing.
+		wan := func(lines string) { writeFile(t, filepath.Join(h.state, "network/wan"), lines, 0o644) }
+		if err := os.MkdirAll(filepath.Join(h.state, "network"), 0o755); err != nil {
+			t.Fatal(err)
 		}
-		checkDelveService(t, h, pc.Services[0], true, "wan")
+		usr1 := [][]string{{"delve", "*", "USR1"}}
+		for _, step := range []struct {
+			name    string
+			wan     string
+			signals [][]string
+		}{
+			{"wan comes up", "up=1\ndevice=eth1\nipaddrs=203.0.113.7\n", usr1},
+			{"an update that changes nothing delve uses", "up=1\ndevice=eth1\nipaddrs=203.0.113.7\n", nil},
+			{"a new address", "up=1\ndevice=eth1\nipaddrs=203.0.113.9\n", usr1},
+			{"an IPv6 address besides", "up=1\ndevice=eth1\nipaddrs=203.0.113.9\nipaddrs6=2001:db8::9\n", usr1},
+			{"the same again", "up=1\ndevice=eth1\nipaddrs=203.0.113.9\nipaddrs6=2001:db8::9\n", nil},
+			{"wan goes down", "up=0\ndevice=eth1\n", usr1},
+		} {
+			wan(step.wan)
+			h.run("reload", "interface")
+			pc = h.procd()
+			if len(pc.Services) != 1 || !reflect.DeepEqual(pc.Signals, step.signals) || len(pc.Kills) != 0 {
+				t.Fatalf("reload interface, %s: procd calls %+v, want the definition and signals %q", step.name, pc, step.signals)
+			}
+			checkDelveService(t, h, pc.Services[0], true, "wan")
+		}
 	})
 
 	t.Run("trigger list", func(t *testing.T) {
