@@ -34,6 +34,10 @@ type Config struct {
 	// the system clock is earlier than the build of delve: a router without a real-time clock
 	// boots in the past, and NTP may need DNS to set the clock. Off by default; logged loudly.
 	TolerateUnsetClock bool
+	// ServeStale (serve_stale, default on) answers from an expired cached answer, with TTL 30, when
+	// no upstream answers within 1.8 s, for up to a day past its expiry (RFC 8767): the LAN keeps
+	// its names through a WAN outage.
+	ServeStale bool
 	// Triggers are the network interfaces (netifd names, e.g. "wan") whose up/down events make
 	// the init script have the daemon redial its upstreams; empty = the init script's default.
 	Triggers []string
@@ -74,6 +78,7 @@ func Default() *Config {
 		Strategy:    StrategyFailover,
 		CacheSize:   1024,
 		CacheMemory: 4 << 20,
+		ServeStale:  true,
 		Socket:      DefaultSocket,
 		LogLevel:    slog.LevelInfo,
 		Upstreams: []Upstream{

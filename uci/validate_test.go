@@ -102,6 +102,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"log_level", withMain("option log_level 'verbose'"), `delve.main.log_level: "verbose" is not a log level (debug, info, warn or error)`, 2},
 		{"dnsmasq", withMain("option dnsmasq 'sometimes'"), `delve.main.dnsmasq: "sometimes" ` + boolWant, 2},
 		{"tolerate_unset_clock", withMain("option tolerate_unset_clock '2'"), `delve.main.tolerate_unset_clock: "2" ` + boolWant, 2},
+		{"serve_stale", withMain("option serve_stale 'maybe'"), `delve.main.serve_stale: "maybe" ` + boolWant, 2},
 		{"trigger", withMain("list trigger 'wan-6'"), `delve.main.trigger: "wan-6" is not a network interface name (letters, digits and _, as in /etc/config/network)`, 2},
 
 		// upstream

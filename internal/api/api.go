@@ -28,6 +28,9 @@ type Lookup struct {
 	RTTms     float64  `json:"rtt_ms"`
 	Cached    bool     `json:"cached"`
 	Secure    bool     `json:"secure"`
+	// Stale is set when the answer is an expired one, given because no upstream answered
+	// (serve-stale, RFC 8767): its TTLs are 30 s.
+	Stale bool `json:"stale,omitempty"`
 	// Capped is set when the answers were cut to keep a reply small (ubus messages are limited to
 	// 1 MiB); AnswersTotal then says how many there were.
 	Capped       bool `json:"capped,omitempty"`

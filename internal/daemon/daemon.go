@@ -653,6 +653,7 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 		return nil, aerr
 	}
 	l := api.NewLookup(res.Name, res.Types, res.Rcode, res.Answers, res.Upstream, res.RTT, res.Cached, res.Secure)
+	l.Stale = res.Stale
 	l.Cap(MaxAnswers)
 	d.lookupEvent(jsonrpc.Event{Name: name, Rcode: l.Rcode, Upstream: l.Upstream, RTTms: l.RTTms, Cached: l.Cached}, types, from, start)
 	return l, nil

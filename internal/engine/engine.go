@@ -193,6 +193,7 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 		Timeout:     cfg.Timeout,
 		CacheSize:   cfg.CacheSize,
 		CacheMemory: cfg.CacheMemory,
+		MaxStale:    maxStale(cfg.ServeStale),
 		Logger:      e.log,
 	}, nil
 }
@@ -288,4 +289,12 @@ func (e *Engine) Close() {
 	for _, u := range append(retired, e.snapshot()...) {
 		_ = u.Close()
 	}
+}
+
+// maxStale is the resolver's serve-stale window for UCI's serve_stale.
+func maxStale(on bool) time.Duration {
+	if on {
+		return resolver.DefaultMaxStale
+	}
+	return 0
 }

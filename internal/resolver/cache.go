@@ -80,6 +80,8 @@ type cache struct {
 	items  map[cacheKey]*list.Element
 	lru    list.List // front = most recently used
 
+	maxStale time.Duration // an expired entry is kept this long for serve-stale; c.mu
+
 	hits, misses atomic.Uint64
 }
 
@@ -99,7 +101,9 @@ func (c *cache) get(k cacheKey, now time.Time) *entry {
 	}
 	e := el.Value.(*entry)
 	if !now.Before(e.expires) {
-		c.remove(el)
+		if !now.Before(e.expires.Add(c.maxStale)) {
+			c.remove(el) // kept for serve-stale until then, evicted by the bounds like any other
+		}
 		c.mu.Unlock()
 		c.misses.Add(1)
 		return nil
@@ -108,6 +112,30 @@ func (c *cache) get(k cacheKey, now time.Time) *entry {
 	c.mu.Unlock()
 	c.hits.Add(1)
 	return e
+}
+
+// getStale returns the expired entry for k when serve-stale keeps one (no more than maxStale
+// past its expiry), nil otherwise. It counts neither a hit nor a miss: get already did.
+func (c *cache) getStale(k cacheKey, now time.Time) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[k]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*entry)
+	if now.Before(e.expires) || !now.Before(e.expires.Add(c.maxStale)) {
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return e
+}
+
+// setMaxStale sets how long expired entries are kept for serve-stale; 0 drops them when met.
+func (c *cache) setMaxStale(d time.Duration) {
+	c.mu.Lock()
+	c.maxStale = d
+	c.mu.Unlock()
 }
 
 // put stores e, which must not be shared yet: put packs it for AppendCached and counts its

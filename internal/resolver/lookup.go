@@ -18,6 +18,7 @@ type Result struct {
 	RTT      time.Duration
 	Cached   bool // every type came from the cache
 	Secure   bool // every reply had the AD bit
+	Stale    bool // some type was answered from an expired entry (serve-stale, Info.Stale)
 }
 
 // Lookup asks for name (fully qualified) and each type in types, in parallel, and merges the
@@ -74,6 +75,7 @@ func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
 		}
 		res.RTT = max(res.RTT, tr.info.RTT)
 		res.Cached = res.Cached && tr.info.Cached
+		res.Stale = res.Stale || tr.info.Stale
 		res.Secure = res.Secure && m.AuthenticatedData
 		res.Rcode = mergeRcode(res.Rcode, m.Rcode)
 		for _, rr := range m.Answer {

@@ -48,14 +48,33 @@ type Options struct {
 	MaxFails   int
 	BackoffMin time.Duration
 	BackoffMax time.Duration
-	Logger     *slog.Logger // default: discard
+	// MaxStale turns serve-stale (RFC 8767) on: an answer stays cached up to MaxStale past its
+	// expiry, and a lookup that no upstream answers within StaleAnswerAfter, or that fails, is
+	// answered from it with TTL StaleTTL (Info.Stale) while the upstream query goes on and
+	// refreshes the cache when it is answered. 0: off.
+	MaxStale time.Duration
+	Logger   *slog.Logger // default: discard
 }
+
+// Serve-stale's timers (RFC 8767 §5 and §4).
+const (
+	// StaleAnswerAfter is the client-response timer: how long a lookup with a stale answer at
+	// hand waits for an upstream before it gives the stale one (RFC 8767 §5 suggests 1.8 s,
+	// below the common 2 s stub timeout).
+	StaleAnswerAfter = 1800 * time.Millisecond
+	// StaleTTL is the TTL of the records of a stale answer (RFC 8767 §4: 30 s).
+	StaleTTL = 30
+	// DefaultMaxStale is the maximum staleness UCI's serve_stale gives (RFC 8767 §5 suggests 1
+	// to 3 days): long enough to ride out a WAN outage of a day.
+	DefaultMaxStale = 24 * time.Hour
+)
 
 // Info tells where an answer came from.
 type Info struct {
 	Upstream string        // the upstream that answered (for a cached answer: the one that did then)
 	RTT      time.Duration // round trip to it; zero when cached
 	Cached   bool
+	Stale    bool // an expired answer, served because no upstream answered (Options.MaxStale)
 }
 
 // Resolver sends queries to a set of upstreams by a strategy, with failover, backoff and probes,
@@ -145,6 +164,7 @@ func (r *Resolver) Configure(opts Options, ups []*upstream.Upstream) {
 		s.byName[u.Name()] = m
 	}
 	r.cache.resize(opts.CacheSize, cacheMemory(opts))
+	r.cache.setMaxStale(opts.MaxStale)
 	r.set.Store(s)
 }
 
@@ -200,7 +220,9 @@ func (r *Resolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.M
 	}
 	m := clone(e.msg)
 	m.Id = q.Id
-	if info.Cached {
+	if info.Stale {
+		staleTTL(m)
+	} else if info.Cached {
 		age(m, time.Since(e.stored))
 	}
 	return m, info, nil
@@ -227,6 +249,20 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 		defer cancel()
 	}
 
+	// Serve-stale: with an expired answer at hand, the lookup waits StaleAnswerAfter for the
+	// upstreams, then answers with it; so it does when they fail. The flight goes on without the
+	// caller and caches its answer: the refresh.
+	var stale *entry
+	var staleAfter <-chan time.Time
+	if via == "" {
+		if stale = r.cache.getStale(k, time.Now()); stale != nil {
+			t := time.NewTimer(StaleAnswerAfter)
+			defer t.Stop()
+			staleAfter = t.C
+		}
+	}
+	staleInfo := func() Info { return Info{Upstream: stale.upstream, Cached: true, Stale: true} }
+
 	// Identical questions in flight share one upstream query. A caller waits for it with its own
 	// deadline; when a flight ends in a timeout while a caller still has time (it joined late, or
 	// its deadline is past the flight's), that caller starts or joins another.
@@ -235,11 +271,19 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 		f := r.flight(ctx, s, q, k, fk, via)
 		select {
 		case <-f.done:
+			if f.err != nil && stale != nil && !errors.Is(f.err, context.Canceled) {
+				return stale, staleInfo(), nil
+			}
 			if errors.Is(f.err, ErrTimeout) && time.Until(deadline(ctx)) >= MinAttempt {
 				continue
 			}
 			return f.entry, f.info, f.err
+		case <-staleAfter:
+			return stale, staleInfo(), nil
 		case <-ctx.Done():
+			if stale != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return stale, staleInfo(), nil
+			}
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && f.deadline.Sub(deadline(ctx)) <= FlightGrace {
 			// The flight runs to this caller's deadline, or a moment past it (the caller started
@@ -509,6 +553,17 @@ func (r *Resolver) failed(s *upstreamSet, m *member, err error) {
 }
 
 // age lowers every TTL by the time an answer spent in the cache.
+// staleTTL gives every record of a stale answer StaleTTL (RFC 8767 §4).
+func staleTTL(m *dns.Msg) {
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if h := rr.Header(); h.Rrtype != dns.TypeOPT {
+				h.Ttl = StaleTTL
+			}
+		}
+	}
+}
+
 func age(m *dns.Msg, d time.Duration) {
 	secs := uint32(d / time.Second)
 	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {

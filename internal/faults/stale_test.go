@@ -1,0 +1,87 @@
+package faults
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/delvedns/delve/internal/testenv"
+)
+
+// shortTTL answers every A question at once with a 1 s TTL, so that a test sees its answers
+// expire.
+func shortTTL(s *dotServer, nc net.Conn) {
+	c := s.handshake(nc)
+	if c == nil {
+		return
+	}
+	for {
+		q, err := c.read()
+		if err != nil {
+			return
+		}
+		r := answer(q)
+		for _, rr := range r.Answer {
+			rr.Header().Ttl = 1
+		}
+		if c.write(r) != nil {
+			return
+		}
+	}
+}
+
+// TestServeStale: once the only upstream is gone (the server closed, every dial refused), a name
+// whose answer expired is still answered, from the expired entry, with TTL 30: over the socket
+// ("stale": true) and through the DNS listener dnsmasq uses. A name never asked fails, and with
+// serve_stale off the expired name fails too.
+func TestServeStale(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{true, false} {
+		t.Run("serve_stale "+strconv.FormatBool(on), func(t *testing.T) {
+			t.Parallel()
+			srv := newDotServer(t, dotOptions{}, shortTTL)
+			dnsPort, err := testenv.FreePort("tcp+udp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+			c := newConf(t)
+			c.ups = append(c.ups, srv.upstream("only"))
+			c.listen = dnsAddr
+			if !on {
+				c.main = append(c.main, "option serve_stale '0'")
+			}
+			p := serve(t, c, serveOptions{})
+			cl := p.client(t)
+			if l, _, err := lookup(cl, "kept.delve.test", "A"); err != nil || len(l.Addresses) != 1 || l.Stale {
+				t.Fatalf("first lookup: %+v %v", l, err)
+			}
+			srv.close()
+			time.Sleep(1500 * time.Millisecond) // past the 1 s TTL
+
+			l, _, err := lookup(cl, "kept.delve.test", "A")
+			if !on {
+				if err == nil {
+					t.Fatalf("with serve_stale off an expired name was answered: %+v", l)
+				}
+				return
+			}
+			if err != nil || !l.Stale || len(l.Answers) != 1 || l.Answers[0].TTL != 30 || l.Addresses[0] != faultAddr {
+				t.Fatalf("stale lookup: %+v %v, want the old address, stale, TTL 30", l, err)
+			}
+			q := new(dns.Msg)
+			q.SetQuestion("kept.delve.test.", dns.TypeA)
+			pkt, _ := q.Pack()
+			r, err := dnsExchange(dnsAddr, pkt)
+			if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].Header().Ttl != 30 {
+				t.Fatalf("stale answer through the DNS listener: %v %v, want the record with TTL 30", r, err)
+			}
+			if l, _, err := lookup(cl, "never.delve.test", "A"); err == nil {
+				t.Fatalf("a name never asked was answered with the upstream gone: %+v", l)
+			}
+		})
+	}
+}
