@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,33 +18,21 @@ type adServer struct {
 	askedAD, askedPlain int
 }
 
-func (a *adServer) behaviour(s *dotServer, nc net.Conn) {
-	c := s.handshake(nc)
-	if c == nil {
-		return
+func (a *adServer) reply(q *dns.Msg) *dns.Msg {
+	do := false
+	if opt := q.IsEdns0(); opt != nil {
+		do = opt.Do()
 	}
-	for {
-		q, err := c.read()
-		if err != nil {
-			return
-		}
-		do := false
-		if opt := q.IsEdns0(); opt != nil {
-			do = opt.Do()
-		}
-		a.mu.Lock()
-		if q.AuthenticatedData {
-			a.askedAD++
-		} else {
-			a.askedPlain++
-		}
-		a.mu.Unlock()
-		r := answer(q)
-		r.AuthenticatedData = q.AuthenticatedData || do
-		if c.write(r) != nil {
-			return
-		}
+	a.mu.Lock()
+	if q.AuthenticatedData {
+		a.askedAD++
+	} else {
+		a.askedPlain++
 	}
+	a.mu.Unlock()
+	r := answer(q)
+	r.AuthenticatedData = q.AuthenticatedData || do
+	return r
 }
 
 // TestADWhoeverAsksFirst: the AD bit a client gets, and the lookup object's secure, are the
@@ -54,7 +41,7 @@ func (a *adServer) behaviour(s *dotServer, nc net.Conn) {
 func TestADWhoeverAsksFirst(t *testing.T) {
 	t.Parallel()
 	var ads adServer
-	srv := newDotServer(t, dotOptions{}, ads.behaviour)
+	srv := newDotServer(t, dotOptions{}, replying(ads.reply))
 	dnsPort, err := testenv.FreePort("tcp+udp")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -24,21 +23,7 @@ const (
 
 // largeTXT answers every TXT question with about 30 KB of TXT records that differ by name, as a
 // hostile (or just generous) authoritative server would.
-func largeTXT(s *dotServer, nc net.Conn) {
-	c := s.handshake(nc)
-	if c == nil {
-		return
-	}
-	for {
-		q, err := c.read()
-		if err != nil {
-			return
-		}
-		if c.write(largeReply(q)) != nil {
-			return
-		}
-	}
-}
+var largeTXT = replying(largeReply)
 
 func largeReply(q *dns.Msg) *dns.Msg {
 	r := new(dns.Msg)

@@ -188,18 +188,24 @@ func answer(q *dns.Msg) *dns.Msg {
 
 // The behaviours.
 
-func healthy(s *dotServer, nc net.Conn) {
-	c := s.handshake(nc)
-	if c == nil {
-		return
-	}
-	for {
-		q, err := c.read()
-		if err != nil || c.write(answer(q)) != nil {
+// replying is the behaviour of a server that does the handshake and then answers each query at
+// once with reply(query), until either end closes.
+func replying(reply func(q *dns.Msg) *dns.Msg) behaviour {
+	return func(s *dotServer, nc net.Conn) {
+		c := s.handshake(nc)
+		if c == nil {
 			return
+		}
+		for {
+			q, err := c.read()
+			if err != nil || c.write(reply(q)) != nil {
+				return
+			}
 		}
 	}
 }
+
+func healthy(s *dotServer, nc net.Conn) { replying(answer)(s, nc) }
 
 // noHandshake accepts TCP and never answers the ClientHello; it reads (and drops) whatever comes
 // until the client closes.

@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -13,25 +12,13 @@ import (
 
 // shortTTL answers every A question at once with a 1 s TTL, so that a test sees its answers
 // expire.
-func shortTTL(s *dotServer, nc net.Conn) {
-	c := s.handshake(nc)
-	if c == nil {
-		return
+var shortTTL = replying(func(q *dns.Msg) *dns.Msg {
+	r := answer(q)
+	for _, rr := range r.Answer {
+		rr.Header().Ttl = 1
 	}
-	for {
-		q, err := c.read()
-		if err != nil {
-			return
-		}
-		r := answer(q)
-		for _, rr := range r.Answer {
-			rr.Header().Ttl = 1
-		}
-		if c.write(r) != nil {
-			return
-		}
-	}
-}
+	return r
+})
 
 // TestServeStale: once the only upstream is gone (the server closed, every dial refused), a name
 // whose answer expired is still answered, from the expired entry, with TTL 30: over the socket
