@@ -51,8 +51,10 @@ type entry struct {
 	upstream string
 	stored   time.Time
 	expires  time.Time
-	packed   *packedReply // msg packed for AppendCached; set by put, before the entry is shared
-	size     int          // the bytes counted against the cache's budget; set by put
+	// packed is msg packed for AppendCached, made on the entry's first hit there (most answers a
+	// router caches are asked for once: packing each on its miss cost a sixth of the miss path).
+	packed atomic.Pointer[packedReply]
+	size   int // the bytes counted against the cache's budget; c.mu once stored
 }
 
 // DefaultCacheMemory is the cache's byte budget when Options.CacheMemory is zero, sized for a
@@ -67,7 +69,7 @@ const maxEntryShare = 16
 // entryOverhead is what every entry costs besides its message and packed copy: the entry, its
 // list element and its map slot (the key and a pointer; Go's maps keep up to 8 slots per bucket
 // at a load factor below 7/8, so a slot is counted twice to cover the empty ones).
-const entryOverhead = int(unsafe.Sizeof(entry{})+unsafe.Sizeof(list.Element{})+unsafe.Sizeof(packedReply{})) +
+const entryOverhead = int(unsafe.Sizeof(entry{})+unsafe.Sizeof(list.Element{})) +
 	2*int(unsafe.Sizeof(cacheKey{})+unsafe.Sizeof(uintptr(0)))
 
 // cache is an LRU of replies bounded both in entries and in bytes. Entries are never modified
@@ -138,10 +140,10 @@ func (c *cache) setMaxStale(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// put stores e, which must not be shared yet: put packs it for AppendCached and counts its
-// size. An entry larger than the budget's share is not stored, and one it replaces is dropped
-// (the new answer supersedes it). The least recently used entries are evicted until both bounds
-// hold.
+// put stores e, which must not be shared yet, and counts its size. An entry larger than the
+// budget's share (its packed copy included, which pack adds on its first hit) is not stored,
+// and one it replaces is dropped (the new answer supersedes it). The least recently used
+// entries are evicted until both bounds hold.
 func (c *cache) put(e *entry) {
 	c.mu.Lock()
 	max, budget := c.max, c.budget
@@ -149,10 +151,15 @@ func (c *cache) put(e *entry) {
 	if max <= 0 || budget <= 0 {
 		return
 	}
-	// Packing and measuring happen outside the lock: they cost microseconds for a large answer.
-	e.packed = packEntry(e.msg)
+	// Measuring happens outside the lock: it costs microseconds for a large answer.
 	e.size = entrySize(e)
-	fits := e.size <= budget/maxEntryShare
+	share := budget / maxEntryShare
+	fits := e.size <= share
+	if fits && e.size > share/4 {
+		// Large enough for its packed copy to matter: count that too (Len is its uncompressed
+		// wire length, an upper bound).
+		fits = e.size+allocSize(e.msg.Len()) <= share
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[e.key]; ok {
@@ -164,6 +171,29 @@ func (c *cache) put(e *entry) {
 	c.items[e.key] = c.lru.PushFront(e)
 	c.bytes += e.size
 	c.shrink()
+}
+
+// pack returns e's packed copy, making it on the first call: the copy's bytes are then counted
+// against the budget while e is stored, evicting what no longer fits. An entry already evicted
+// is packed for its caller and not counted: nothing in the cache holds it any more.
+func (c *cache) pack(e *entry) *packedReply {
+	if p := e.packed.Load(); p != nil {
+		return p
+	}
+	p := packEntry(e.msg) // outside the lock, as put measures
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := e.packed.Load(); cur != nil {
+		return cur // another hit packed it meanwhile
+	}
+	e.packed.Store(p)
+	if el, ok := c.items[e.key]; ok && el.Value.(*entry) == e {
+		n := packedSize(p)
+		e.size += n
+		c.bytes += n
+		c.shrink()
+	}
+	return p
 }
 
 // remove drops one entry; c.mu is held.
@@ -213,17 +243,18 @@ func (c *cache) use() cacheUse {
 }
 
 // entrySize is what an entry holds on the heap, estimated from above: entryOverhead, the key's
-// name, the packed copy, and the message as measured by heapBytes (every string, slice and
+// name and the message as measured by heapBytes (every string, slice and
 // pointed-to struct reachable from it, each rounded up as the allocator does). Measuring beats
 // estimating from the wire length: in memory a TXT string costs a 16-byte header besides its
 // bytes, a name is never compressed, and an NSEC bitmap of 34 wire bytes unpacks into up to
 // 256 uint16s.
 func entrySize(e *entry) int {
-	n := entryOverhead + allocSize(len(e.key.name)) + heapBytes(reflect.ValueOf(e.msg))
-	if p := e.packed; p != nil {
-		n += allocSize(cap(p.wire)) + allocSize(cap(p.ttls)*int(unsafe.Sizeof(0)))
-	}
-	return n
+	return entryOverhead + allocSize(len(e.key.name)) + heapBytes(reflect.ValueOf(e.msg))
+}
+
+// packedSize is what a packed copy holds on the heap, from above.
+func packedSize(p *packedReply) int {
+	return allocSize(int(unsafe.Sizeof(*p))) + allocSize(cap(p.wire)) + allocSize(cap(p.ttls)*int(unsafe.Sizeof(0)))
 }
 
 // allocSize bounds from above what the allocator takes for an object of n bytes: Go's size

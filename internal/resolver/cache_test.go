@@ -43,8 +43,12 @@ func TestCacheBytes(t *testing.T) {
 		e := cacheEntry(txtReply(fmt.Sprintf("n%d.example.", i), 30000))
 		c.put(e)
 		keys = append(keys, e.key)
-		if e.size < 2*30000 {
-			t.Fatalf("a 30 KB answer counted as %d bytes; its strings and packed copy alone are 60 KB", e.size)
+		if e.size < 30000 || e.packed.Load() != nil {
+			t.Fatalf("a 30 KB answer stored as %d bytes (packed %v); its strings alone are 30 KB", e.size, e.packed.Load() != nil)
+		}
+		// Its first hit on the fast path packs it, and the packed copy counts too.
+		if c.pack(e) == nil || e.size < 2*30000 {
+			t.Fatalf("a 30 KB answer hit once counted as %d bytes; its strings and packed copy alone are 60 KB", e.size)
 		}
 		if u := c.use(); u.bytes > budget {
 			t.Fatalf("after %d answers the cache holds %d bytes, over its budget of %d", i+1, u.bytes, budget)
@@ -89,10 +93,21 @@ func TestCacheBytes(t *testing.T) {
 	if u := c.use(); u.entries != 0 || u.bytes != 0 {
 		t.Fatalf("after flush: %+v", u)
 	}
+
+	// A hit that packs an entry evicted meanwhile counts nothing: the cache no longer holds it.
+	gone := cacheEntry(txtReply("gone.example.", 3000))
+	c.put(gone)
+	c.flush()
+	if c.pack(gone).wire == nil {
+		t.Fatal("no packed copy for the caller that holds the entry")
+	}
+	if u := c.use(); u.bytes != 0 {
+		t.Fatalf("an evicted entry's packed copy counted: %+v", u)
+	}
 }
 
-// TestEntrySizeBoundsHeap: what entrySize counts for an entry is no less than the heap its
-// message and packed copy take, as the runtime measures it, for a large TXT answer and for a
+// TestEntrySizeBoundsHeap: what entrySize and packedSize count for an entry is no less than the
+// heap its message and packed copy take, as the runtime measures it, for a large TXT answer and for a
 // small A answer.
 func TestEntrySizeBoundsHeap(t *testing.T) {
 	a := new(dns.Msg)
@@ -113,14 +128,15 @@ func TestEntrySizeBoundsHeap(t *testing.T) {
 			if err := u.Unpack(wire); err != nil {
 				t.Fatal(err)
 			}
-			entries[i] = &entry{key: keyOf(u), msg: u, packed: packEntry(u)}
+			entries[i] = &entry{key: keyOf(u), msg: u}
+			entries[i].packed.Store(packEntry(u))
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		held := int(after.HeapAlloc) - int(before.HeapAlloc)
 		counted := 0
 		for _, e := range entries {
-			counted += entrySize(e)
+			counted += entrySize(e) + packedSize(e.packed.Load())
 		}
 		runtime.KeepAlive(entries)
 		t.Logf("%d-byte reply: %d entries hold %d heap bytes, counted %d", len(wire), n, held, counted)

@@ -38,8 +38,8 @@ func (r *Resolver) AppendCached(dst []byte, q *dns.Msg) (out []byte, info Info, 
 	if e == nil {
 		return dst, Info{}, false
 	}
-	p := e.packed
-	if p == nil || p.wire == nil {
+	p := r.cache.pack(e)
+	if p.wire == nil {
 		return dst, Info{}, false
 	}
 	n := len(dst)
