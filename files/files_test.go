@@ -213,6 +213,7 @@ func TestConfigGoUCI(t *testing.T) {
 		{"main", "dnsmasq"}:              {"0"},
 		{"main", "tolerate_unset_clock"}: {"0"},
 		{"main", "serve_stale"}:          {"1"},
+		{"main", "prefetch"}:             {"1"},
 		// Unset means the default (off, system roots, wan); a shipped `option x ''` would be the
 		// same for uci but go-uci rejects an empty quoted value.
 		{"main", "websocket"}:       nil,
@@ -294,7 +295,7 @@ func TestConfigSyntax(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string][]string{
-		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale"},
+		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch"},
 		"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 	}
 	section := regexp.MustCompile(`^config ([a-z_]+) '([a-z0-9_]+)'$`)

@@ -38,6 +38,9 @@ type Config struct {
 	// no upstream answers within 1.8 s, for up to a day past its expiry (RFC 8767): the LAN keeps
 	// its names through a WAN outage.
 	ServeStale bool
+	// Prefetch (prefetch, default on) refreshes a popular cached answer in the background when
+	// it is asked in the last tenth of its TTL, so that it does not expire into a miss.
+	Prefetch bool
 	// Triggers are the network interfaces (netifd names, e.g. "wan") whose up/down events make
 	// the init script have the daemon redial its upstreams; empty = the init script's default.
 	Triggers []string
@@ -79,6 +82,7 @@ func Default() *Config {
 		CacheSize:   1024,
 		CacheMemory: 4 << 20,
 		ServeStale:  true,
+		Prefetch:    true,
 		Socket:      DefaultSocket,
 		LogLevel:    slog.LevelInfo,
 		Upstreams: []Upstream{

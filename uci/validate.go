@@ -21,7 +21,7 @@ import (
 // knownOptions are the options of each section type, in the order of the documentation.
 var knownOptions = map[string][]string{
 	"delve": {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket",
-		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale"},
+		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch"},
 	"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 }
 
@@ -366,6 +366,7 @@ func (b *builder) main(c *Config, sec string) {
 	c.DNSMasq = b.boolean(sec, "dnsmasq", c.DNSMasq)
 	c.TolerateUnsetClock = b.boolean(sec, "tolerate_unset_clock", c.TolerateUnsetClock)
 	c.ServeStale = b.boolean(sec, "serve_stale", c.ServeStale)
+	c.Prefetch = b.boolean(sec, "prefetch", c.Prefetch)
 
 	for _, v := range b.values(sec, "trigger", true) {
 		if validName(v) {

@@ -103,6 +103,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"dnsmasq", withMain("option dnsmasq 'sometimes'"), `delve.main.dnsmasq: "sometimes" ` + boolWant, 2},
 		{"tolerate_unset_clock", withMain("option tolerate_unset_clock '2'"), `delve.main.tolerate_unset_clock: "2" ` + boolWant, 2},
 		{"serve_stale", withMain("option serve_stale 'maybe'"), `delve.main.serve_stale: "maybe" ` + boolWant, 2},
+		{"prefetch", withMain("option prefetch 'often'"), `delve.main.prefetch: "often" ` + boolWant, 2},
 		{"trigger", withMain("list trigger 'wan-6'"), `delve.main.trigger: "wan-6" is not a network interface name (letters, digits and _, as in /etc/config/network)`, 2},
 
 		// upstream

@@ -194,6 +194,7 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 		CacheSize:   cfg.CacheSize,
 		CacheMemory: cfg.CacheMemory,
 		MaxStale:    maxStale(cfg.ServeStale),
+		Prefetch:    cfg.Prefetch,
 		Logger:      e.log,
 	}, nil
 }

@@ -72,3 +72,63 @@ func TestServeStale(t *testing.T) {
 		})
 	}
 }
+
+// TestPrefetchThroughDNSListener is prefetch on the dnsmasq path, against the real unbound: a
+// name with a 10 s TTL that dnsmasq asks again and again is refreshed in the last tenth of its
+// TTL, so the lookup after it would have expired is still a cache hit (unbound asked twice in
+// all, status.cache.prefetches 1). With prefetch off that lookup is a miss (asked three times).
+func TestPrefetchThroughDNSListener(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{true, false} {
+		t.Run("prefetch "+strconv.FormatBool(on), func(t *testing.T) {
+			t.Parallel()
+			ub := testenv.UnboundT(t, testenv.UnboundOptions{ExtraLocalData: []string{"pf.delve.test. 10 IN A 192.0.2.55"}})
+			dnsPort, err := testenv.FreePort("tcp+udp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+			c := newConf(t)
+			c.addUnbound("ub", ub)
+			c.listen = dnsAddr
+			if !on {
+				c.main = append(c.main, "option prefetch '0'")
+			}
+			p := serve(t, c, serveOptions{})
+			cl := p.client(t)
+			q := new(dns.Msg)
+			q.SetQuestion("pf.delve.test.", dns.TypeA)
+			pkt, _ := q.Pack()
+			ask := func(when string) *dns.Msg {
+				t.Helper()
+				r, err := dnsExchange(dnsAddr, pkt)
+				if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+					t.Fatalf("%s: %v %v", when, r, err)
+				}
+				return r
+			}
+			queries := func() uint64 { return status(t, cl).Upstreams[0].Queries }
+			start := time.Now()
+			ask("the first lookup")
+			ask("the first hit")
+			base := queries()
+			time.Sleep(time.Until(start.Add(9400 * time.Millisecond))) // in the last second of 10
+			ask("the hit in the last tenth")
+			time.Sleep(time.Until(start.Add(10500 * time.Millisecond))) // past the first answer's expiry
+			r := ask("the lookup after the expiry")
+			st := status(t, cl)
+			if on {
+				if n := st.Upstreams[0].Queries - base; n != 1 || st.Cache.Prefetches != 1 {
+					t.Fatalf("unbound was asked %d more times, prefetches %d; want the one prefetch", n, st.Cache.Prefetches)
+				}
+				if ttl := r.Answer[0].Header().Ttl; ttl < 8 {
+					t.Fatalf("the answer after the expiry has TTL %d, want the prefetched one's (9 or 10)", ttl)
+				}
+				return
+			}
+			if n := st.Upstreams[0].Queries - base; n != 1 || st.Cache.Prefetches != 0 {
+				t.Fatalf("prefetch off: unbound was asked %d more times, prefetches %d; want the one miss", n, st.Cache.Prefetches)
+			}
+		})
+	}
+}

@@ -55,6 +55,9 @@ type entry struct {
 	// router caches are asked for once: packing each on its miss cost a sixth of the miss path).
 	packed atomic.Pointer[packedReply]
 	size   int // the bytes counted against the cache's budget; c.mu once stored
+
+	hits       atomic.Uint32 // counted up to PrefetchMinHits
+	prefetched atomic.Bool   // a prefetch of it has been started
 }
 
 // DefaultCacheMemory is the cache's byte budget when Options.CacheMemory is zero, sized for a

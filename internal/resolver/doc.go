@@ -1,7 +1,8 @@
 // Package resolver sends lookups to a set of upstreams by a strategy (failover, round robin,
 // fastest) with backoff and probes for failing ones, caches answers by their TTLs (negative ones
-// per RFC 2308) within a byte budget, coalesces identical concurrent queries, and merges lookups
-// of several types.
+// per RFC 2308) within a byte budget, serves expired answers when the upstreams fail (serve-stale,
+// RFC 8767), refreshes popular answers before they expire (prefetch), coalesces identical
+// concurrent queries, and merges lookups of several types.
 //
 // # The failure model
 //

@@ -14,10 +14,12 @@ func (r *Resolver) Cached(q *dns.Msg) (m *dns.Msg, info Info, ok bool) {
 	if len(q.Question) != 1 {
 		return nil, Info{}, false
 	}
-	e := r.cache.peek(keyOf(q), time.Now())
+	k, now := keyOf(q), time.Now()
+	e := r.cache.peek(k, now)
 	if e == nil {
 		return nil, Info{}, false
 	}
+	r.hit(q, k, e, now)
 	m = clone(e.msg)
 	m.Id = q.Id
 	age(m, time.Since(e.stored))
@@ -34,14 +36,16 @@ func (r *Resolver) AppendCached(dst []byte, q *dns.Msg) (out []byte, info Info, 
 	if len(q.Question) != 1 {
 		return dst, Info{}, false
 	}
-	e := r.cache.peek(keyOf(q), time.Now())
+	k, now := keyOf(q), time.Now()
+	e := r.cache.peek(k, now)
 	if e == nil {
 		return dst, Info{}, false
 	}
 	p := r.cache.pack(e)
 	if p.wire == nil {
-		return dst, Info{}, false
+		return dst, Info{}, false // the caller's Cached counts the hit
 	}
+	r.hit(q, k, e, now)
 	n := len(dst)
 	dst = append(dst, p.wire...)
 	w := dst[n:]

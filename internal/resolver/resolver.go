@@ -53,8 +53,26 @@ type Options struct {
 	// answered from it with TTL StaleTTL (Info.Stale) while the upstream query goes on and
 	// refreshes the cache when it is answered. 0: off.
 	MaxStale time.Duration
+	// Prefetch refreshes a popular answer before it expires: a cache hit in the last
+	// 1/PrefetchDivisor of the answer's TTL, on an answer hit at least PrefetchMinHits times,
+	// starts the upstream query in the background, once, and the hit is answered from the cache
+	// as usual. So the names a LAN asks all the time never expire into a miss.
+	Prefetch bool
 	Logger   *slog.Logger // default: discard
 }
+
+// Prefetch's thresholds (Options.Prefetch).
+const (
+	// PrefetchDivisor: a hit in the last tenth of an answer's TTL prefetches it, as unbound's
+	// prefetch does: late enough that a refresh is rarely wasted, early enough that the refresh
+	// (one upstream round trip, a timeout at worst) is done before the answer expires, for any
+	// TTL above a few seconds.
+	PrefetchDivisor = 10
+	// PrefetchMinHits is how many hits make an answer popular: a name asked once more in its
+	// last tenth by a client that happened to come back is not worth an upstream query; one
+	// asked again and again (a connectivity check, an NTP server, a push service) is.
+	PrefetchMinHits = 2
+)
 
 // Serve-stale's timers (RFC 8767 §5 and §4).
 const (
@@ -87,6 +105,8 @@ type Resolver struct {
 
 	flightMu sync.Mutex
 	flights  map[flightKey]*flight
+
+	prefetches atomic.Uint64 // prefetches started
 
 	rr atomic.Uint32
 
@@ -239,7 +259,9 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 	}
 	k := keyOf(q)
 	if via == "" {
-		if e := r.cache.get(k, time.Now()); e != nil {
+		now := time.Now()
+		if e := r.cache.get(k, now); e != nil {
+			r.hit(q, k, e, now)
 			return e, Info{Upstream: e.upstream, Cached: true}, nil
 		}
 	}
@@ -335,6 +357,35 @@ func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cac
 		r.finish(fk, f)
 	}
 	return f
+}
+
+// hit counts a cache hit of q on e (key k) and starts a prefetch when it makes e due for one
+// (Options.Prefetch). It costs a hit two atomic loads once e is popular.
+func (r *Resolver) hit(q *dns.Msg, k cacheKey, e *entry, now time.Time) {
+	s := r.set.Load()
+	if !s.opts.Prefetch {
+		return
+	}
+	n := e.hits.Load()
+	if n < PrefetchMinHits {
+		n = e.hits.Add(1)
+	}
+	if n < PrefetchMinHits || e.prefetched.Load() {
+		return
+	}
+	if ttl := e.expires.Sub(e.stored); e.expires.Sub(now) > ttl/PrefetchDivisor {
+		return
+	}
+	if !e.prefetched.CompareAndSwap(false, true) {
+		return // another hit started it
+	}
+	r.prefetches.Add(1)
+	// The refresh is an ordinary flight, with the configured timeout and no caller: it caches its
+	// answer over e (or joins a flight already asking). q is the caller's; the flight keeps a copy.
+	// Its context only gives the flight its deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	r.flight(ctx, s, q.Copy(), k, flightKey{cacheKey: k}, "")
+	cancel()
 }
 
 // FlightGrace is how long a caller whose deadline passed waits for the flight it started, which

@@ -22,6 +22,8 @@ type UpstreamStatus struct {
 	Resumed     uint64  `json:"sessions_resumed"`
 	Retries     uint64  `json:"retries"`
 	Unmatched   uint64  `json:"unmatched_replies"`
+	Stalls      uint64  `json:"stalls"`               // connections closed as stalled (upstream.StallInterval)
+	DialFails   uint64  `json:"dial_failures"`        // connections that could not be made
 	DownSince   string  `json:"down_since,omitempty"` // RFC 3339
 	LastError   string  `json:"last_error,omitempty"`
 }
@@ -34,6 +36,8 @@ type CacheStatus struct {
 	Memory  int    `json:"memory"` // the bound on Bytes: cache_memory, in bytes
 	Hits    uint64 `json:"hits"`
 	Misses  uint64 `json:"misses"`
+	// Prefetches counts refreshes of popular answers started before they expired.
+	Prefetches uint64 `json:"prefetches"`
 }
 
 // Status returns the state of every upstream, in configured order, and of the cache.
@@ -51,7 +55,7 @@ func (r *Resolver) Status() ([]UpstreamStatus, CacheStatus) {
 			Healthy: healthy, SRTTms: float64(st.SRTT.Microseconds()) / 1000,
 			Queries: st.Queries, Failures: m.failures.Load(),
 			OpenConns: st.OpenConns, InFlight: st.InFlight, ConnsOpened: st.ConnsOpened, Resumed: st.Resumed,
-			Retries: st.Retries, Unmatched: st.Unmatched, LastError: lastErr,
+			Retries: st.Retries, Unmatched: st.Unmatched, Stalls: st.Stalls, DialFails: st.DialFails, LastError: lastErr,
 		}
 		if !healthy {
 			us.DownSince = since.UTC().Format(time.RFC3339)
@@ -60,5 +64,5 @@ func (r *Resolver) Status() ([]UpstreamStatus, CacheStatus) {
 	}
 	u := r.cache.use()
 	return ups, CacheStatus{Entries: u.entries, Size: u.max, Bytes: u.bytes, Memory: u.budget,
-		Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load()}
+		Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load(), Prefetches: r.prefetches.Load()}
 }
