@@ -315,6 +315,9 @@ func TestStalledServer(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 	waitFor(t, func() bool { return u.Stats().OpenConns == 0 }, "the stalled connection to close")
+	if st := u.Stats(); st.Stalls != 1 {
+		t.Fatalf("%d stalls counted, want 1", st.Stalls)
+	}
 }
 
 // TestStallMidReply: the server sends half a reply and stops.
