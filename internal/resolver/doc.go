@@ -17,8 +17,14 @@
 //     owed on it (upstream.ErrStalled): after upstream.StallProbe (1 s) of quiet it is sent ". NS",
 //     which every recursive server answers at once, and any reply to anything ends the quiet;
 //   - a malformed reply, or a server that closes every connection without answering;
-//   - REFUSED, and SERVFAIL unless an Extended DNS Error (RFC 8914) puts the fault with the zone
-//     (DNSSEC, codes 1-12) or its authorities (22, 23): another upstream would do no better.
+//   - REFUSED, and a SERVFAIL whose Extended DNS Error (RFC 8914) does not put the fault with the
+//     zone (DNSSEC, codes 1-12) or its authorities (22, 23; another upstream would do no better);
+//   - a bare SERVFAIL (no Extended DNS Error) only when the upstream also fails the SERVFAIL
+//     check (servfailed): the last name it answered, asked again in the background, gets
+//     SERVFAIL or REFUSED too. A bare SERVFAIL is what unbound says for a name whose authorities
+//     are dead or lame, and counting it took the only upstream down after one such lookup (A and
+//     AAAA). One check runs at a time per upstream, none for ServfailCheckEvery (10 s) after one
+//     passed.
 //
 // What does not count:
 //   - one query that is slow or times out while the connection keeps answering (the attempt's

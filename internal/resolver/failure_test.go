@@ -3,13 +3,17 @@ package resolver
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/delvedns/delve/internal/testenv"
 	"github.com/delvedns/delve/internal/upstream"
 )
 
@@ -170,5 +174,138 @@ func TestRefusedCountsServfailWithEDEDoesNot(t *testing.T) {
 	ups, _ := r.Status()
 	if ups[0].Healthy || !ups[1].Healthy {
 		t.Fatalf("health refused=%v noauth=%v: want down, up", ups[0].Healthy, ups[1].Healthy)
+	}
+}
+
+// servfailServer answers names beginning with "dead" SERVFAIL, bare (as unbound does when a
+// name's authorities are dead), everything else NOERROR; with all set it answers SERVFAIL to
+// everything, as a resolver that lost its own way out does. It counts the questions for good.
+func servfailServer(t *testing.T, all bool) (*dotServer, *atomic.Int64) {
+	var good atomic.Int64
+	srv := newDoTServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
+		name := q.Question[0].Name
+		if all || strings.HasPrefix(name, "dead") {
+			r := new(dns.Msg)
+			r.SetRcode(q, dns.RcodeServerFailure)
+			_ = w.WriteMsg(r)
+			return
+		}
+		if name == "good.example." {
+			good.Add(1)
+		}
+		reply(dns.RcodeSuccess, 0)(w, q)
+	})
+	return srv, &good
+}
+
+// waitChecks waits until no SERVFAIL check runs on any upstream of r.
+func waitChecks(t *testing.T, r *Resolver) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		busy := false
+		for _, m := range r.set.Load().members {
+			m.mu.Lock()
+			busy = busy || m.checking
+			m.mu.Unlock()
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a SERVFAIL check did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBareServfailIsTheName: a LAN client that keeps asking for a dead name gets SERVFAIL each
+// time, and the only upstream stays up: the bare SERVFAIL is checked by asking again for the
+// last name the upstream answered, which it answers, so nothing counts. An upstream that answers
+// SERVFAIL to that name too is down after two lookups, as MaxFails says.
+func TestBareServfailIsTheName(t *testing.T) {
+	t.Run("one dead name", func(t *testing.T) {
+		srv, good := servfailServer(t, false)
+		r := newResolver(t, Options{BackoffMin: time.Hour}, srv.upstream(t, "only"))
+		if _, err := lookupA(t, r, "good.example."); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			res, err := r.Lookup(ctxT(t, 2*time.Second), "dead.example.", []uint16{dns.TypeA, dns.TypeAAAA}, "")
+			if err != nil || res.Rcode != dns.RcodeServerFailure {
+				t.Fatalf("dead lookup %d: %+v %v, want SERVFAIL", i, res, err)
+			}
+			waitChecks(t, r)
+		}
+		ups, _ := r.Status()
+		if !ups[0].Healthy || ups[0].Failures != 0 {
+			t.Fatalf("after 6 SERVFAILs for one dead name: healthy %v, failures %d; want up, none counted", ups[0].Healthy, ups[0].Failures)
+		}
+		if n := good.Load(); n < 2 {
+			t.Fatalf("good.example. asked %d times: the SERVFAIL was not checked", n)
+		}
+		if res, err := lookupA(t, r, "other.example."); err != nil || res.Rcode != dns.RcodeSuccess {
+			t.Fatalf("an ordinary name after the dead ones: %+v %v", res, err)
+		}
+	})
+	t.Run("everything SERVFAIL", func(t *testing.T) {
+		srv, _ := servfailServer(t, true)
+		r := newResolver(t, Options{BackoffMin: time.Hour}, srv.upstream(t, "broken"))
+		for i := range 2 {
+			res, err := lookupA(t, r, "n"+strconv.Itoa(i)+".example.")
+			if err != nil || res.Rcode != dns.RcodeServerFailure {
+				t.Fatalf("lookup %d: %+v %v, want SERVFAIL", i, res, err)
+			}
+			waitChecks(t, r)
+		}
+		ups, _ := r.Status()
+		if ups[0].Healthy || !strings.Contains(ups[0].LastError, "SERVFAIL") {
+			t.Fatalf("an upstream that SERVFAILs everything: healthy %v, last error %q; want down", ups[0].Healthy, ups[0].LastError)
+		}
+	})
+}
+
+// TestDeadAuthorityThroughUnbound is the same against the real unbound, with a zone whose only
+// server is lame (a loopback server that refuses every question, as a server that no longer
+// serves the zone does): unbound answers its names SERVFAIL, with no Extended DNS Error, and the
+// upstream stays up for every other name.
+func TestDeadAuthorityThroughUnbound(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lame := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		r := new(dns.Msg)
+		r.SetRcode(q, dns.RcodeRefused)
+		_ = w.WriteMsg(r)
+	})}
+	go func() { _ = lame.ActivateAndServe() }()
+	t.Cleanup(func() { _ = lame.Shutdown() })
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{ExtraConfig: []string{
+		"do-not-query-localhost: no",
+		`local-zone: "dead.example." transparent`,
+		"stub-zone:",
+		`	name: "dead.example."`,
+		"	stub-addr: " + strings.Replace(pc.LocalAddr().String(), ":", "@", 1),
+	}})
+	r := newResolver(t, Options{BackoffMin: time.Hour}, unboundUpstream(t, ub, "unbound"))
+	if _, err := lookupA(t, r, testenv.NameA); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		t0 := time.Now()
+		res, err := r.Lookup(ctxT(t, 3*time.Second), "www"+strconv.Itoa(i%2)+".dead.example.", []uint16{dns.TypeA, dns.TypeAAAA}, "")
+		if err != nil || res.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("dead lookup %d: %+v %v, want SERVFAIL from unbound", i, res, err)
+		}
+		t.Logf("dead lookup %d took %v", i, time.Since(t0))
+		waitChecks(t, r)
+	}
+	ups, _ := r.Status()
+	if !ups[0].Healthy || ups[0].Failures != 0 {
+		t.Fatalf("after SERVFAILs for a dead zone: healthy %v, failures %d, last error %q; want up", ups[0].Healthy, ups[0].Failures, ups[0].LastError)
+	}
+	if res, err := lookupA(t, r, testenv.NameTXT); err != nil || res.Rcode != dns.RcodeSuccess {
+		t.Fatalf("an ordinary name after the dead ones: %+v %v", res, err)
 	}
 }

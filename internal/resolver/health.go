@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,10 @@ type member struct {
 	lastErr   string
 	probing   bool
 	kick      chan struct{} // wakes the probe when the member is reset
+
+	lastOK    atomic.Pointer[dns.Msg] // the last reply it answered NOERROR or NXDOMAIN (read-only)
+	checking  bool                    // a SERVFAIL check is running (servfailed); mu
+	checkedOK time.Time               // when a SERVFAIL check last passed; mu
 }
 
 func newMember(u *upstream.Upstream) *member {
@@ -96,6 +101,61 @@ func (m *member) state() (healthy bool, downSince time.Time, lastErr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return !m.down, m.downSince, m.lastErr
+}
+
+// ServfailCheckEvery: after a SERVFAIL check passed, further unexplained SERVFAILs from the
+// upstream are not checked for this long. The upstream has just shown it resolves; checking each
+// one would add a query for every retry of a LAN client that keeps asking for a dead name.
+const ServfailCheckEvery = 10 * time.Second
+
+// servfailed handles a SERVFAIL from m that no Extended DNS Error explains. It says nothing about
+// whose fault it is (unbound, for one, sends it bare for a name whose authorities are dead), so
+// it counts against m only when m also fails a question it answered before, asked again in the
+// background: the last name m answered (". NS" before it answered any). A check that gets
+// NOERROR or NXDOMAIN clears m; SERVFAIL or REFUSED counts as m's own failure; an error is held
+// against m as any attempt's (attemptFailed). One check runs at a time per upstream.
+func (r *Resolver) servfailed(s *upstreamSet, m *member, name string) {
+	m.mu.Lock()
+	if m.checking || (!m.checkedOK.IsZero() && time.Since(m.checkedOK) < ServfailCheckEvery) {
+		m.mu.Unlock()
+		return
+	}
+	m.checking = true
+	m.mu.Unlock()
+	started := r.goWork(func() {
+		q := new(dns.Msg)
+		if ok := m.lastOK.Load(); ok != nil && len(ok.Question) == 1 {
+			q.SetQuestion(ok.Question[0].Name, ok.Question[0].Qtype)
+		} else {
+			q.SetQuestion(".", dns.TypeNS)
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, s.timeout)
+		reply, err := m.u.Exchange(ctx, q)
+		cancel()
+		passed := err == nil && (reply.Rcode == dns.RcodeSuccess || reply.Rcode == dns.RcodeNameError)
+		m.mu.Lock()
+		m.checking = false
+		if passed {
+			m.checkedOK = time.Now()
+		}
+		m.mu.Unlock()
+		switch {
+		case passed:
+			m.succeeded()
+		case err != nil:
+			if r.ctx.Err() == nil {
+				r.attemptFailed(s, m, err)
+			}
+		default:
+			r.failed(s, m, fmt.Errorf("upstream %s answered SERVFAIL for %s, and %s for %s, which it answered before",
+				m.u.Name(), name, dns.RcodeToString[reply.Rcode], q.Question[0].Name))
+		}
+	})
+	if !started {
+		m.mu.Lock()
+		m.checking = false
+		m.mu.Unlock()
+	}
 }
 
 // probe asks a down upstream a cheap question, with a doubling backoff, until it answers (any

@@ -463,9 +463,12 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 		info := Info{Upstream: m.u.Name(), RTT: rtt}
 		e := &entry{key: k, msg: reply, upstream: m.u.Name(), stored: time.Now()}
 		if reply.Rcode == dns.RcodeServerFailure || reply.Rcode == dns.RcodeRefused {
-			if ownFailure(reply) {
+			switch {
+			case reply.Rcode == dns.RcodeServerFailure && !hasEDE(reply):
+				r.servfailed(s, m, q.Question[0].Name)
+			case ownFailure(reply):
 				r.failed(s, m, fmt.Errorf("upstream %s answered %s", m.u.Name(), dns.RcodeToString[reply.Rcode]))
-			} else {
+			default:
 				m.succeeded()
 			}
 			if fallback == nil {
@@ -474,6 +477,9 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 			continue
 		}
 		m.succeeded()
+		if reply.Rcode == dns.RcodeSuccess || reply.Rcode == dns.RcodeNameError {
+			m.lastOK.Store(reply)
+		}
 		if ttl := cacheTTL(reply); ttl > 0 && via == "" {
 			e.expires = e.stored.Add(ttl)
 			r.cache.put(e)
@@ -568,6 +574,18 @@ func (r *Resolver) attemptFailed(s *upstreamSet, m *member, err error) {
 		}
 	}
 	r.failed(s, m, err)
+}
+
+// hasEDE reports whether m carries an Extended DNS Error.
+func hasEDE(m *dns.Msg) bool {
+	if opt := m.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if _, ok := o.(*dns.EDNS0_EDE); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ownFailure reports whether a SERVFAIL or REFUSED is the upstream's own failure, which counts
