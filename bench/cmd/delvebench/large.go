@@ -34,35 +34,60 @@ type largeRow struct {
 	status         *delveStatus
 }
 
+// startDoT serves srv (its Handler and limits set by the caller) as DNS over TLS on 127.0.0.1:0,
+// under a certificate for testenv.TLSName from a throwaway CA written to dir/NAME-ca.pem, and
+// returns once it accepts connections. wrap, when not nil, wraps the TLS listener (to watch the
+// connections). srv.Shutdown stops it.
+func startDoT(dir, name string, srv *dns.Server, wrap func(net.Listener) net.Listener) (port int, caFile string, err error) {
+	ca, err := testenv.NewCA("delvebench " + name + " CA")
+	if err != nil {
+		return 0, "", err
+	}
+	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{testenv.TLSName}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		return 0, "", err
+	}
+	caFile = filepath.Join(dir, name+"-ca.pem")
+	if err := ca.WriteFile(caFile); err != nil {
+		return 0, "", err
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return 0, "", err
+	}
+	port = ln.Addr().(*net.TCPAddr).Port
+	srv.Listener, srv.Net = ln, "tcp-tls"
+	if wrap != nil {
+		srv.Listener = wrap(ln)
+	}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	return port, caFile, nil
+}
+
+// answerProbe fills r with the answer to startDelve's readiness probe (probeDNS), the A record
+// of the first bench name that the bench's unbound serves, and reports whether q was that.
+func answerProbe(q, r *dns.Msg) bool {
+	if q.Question[0].Qtype != dns.TypeA || !strings.EqualFold(q.Question[0].Name, testenv.BenchName(0)) {
+		return false
+	}
+	rr, _ := dns.NewRR(testenv.BenchName(0) + " 60 IN A " + testenv.BenchAddr(0))
+	r.Answer = append(r.Answer, rr)
+	return true
+}
+
 // largeServer is an in-process DoT server (miekg/dns) that answers every TXT question with
 // about 30 KB of TXT records naming the question (unbound serves no such RRsets on demand), and
 // the A question of startDelve's readiness probe as the bench's unbound does.
 func largeServer(dir string) (srv *dns.Server, port int, caFile string, err error) {
-	ca, err := testenv.NewCA("delvebench large-answer CA")
-	if err != nil {
-		return nil, 0, "", err
-	}
-	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{testenv.TLSName}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	if err != nil {
-		return nil, 0, "", err
-	}
-	caFile = filepath.Join(dir, "large-ca.pem")
-	if err := ca.WriteFile(caFile); err != nil {
-		return nil, 0, "", err
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		return nil, 0, "", err
-	}
-	srv = &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+	srv = &dns.Server{Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		r := new(dns.Msg)
 		r.SetReply(q)
 		switch {
 		case len(q.Question) != 1:
-		case q.Question[0].Qtype == dns.TypeA && strings.EqualFold(q.Question[0].Name, testenv.BenchName(0)):
-			// startDelve's readiness probe (probeDNS) asks this.
-			rr, _ := dns.NewRR(testenv.BenchName(0) + " 60 IN A " + testenv.BenchAddr(0))
-			r.Answer = append(r.Answer, rr)
+		case answerProbe(q, r):
 		case q.Question[0].Qtype == dns.TypeTXT:
 			name := q.Question[0].Name
 			for i := range largeRRs {
@@ -76,11 +101,10 @@ func largeServer(dir string) (srv *dns.Server, port int, caFile string, err erro
 		}
 		_ = w.WriteMsg(r)
 	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go func() { _ = srv.ActivateAndServe() }()
-	<-started
-	return srv, ln.Addr().(*net.TCPAddr).Port, caFile, nil
+	if port, caFile, err = startDoT(dir, "large", srv, nil); err != nil {
+		return nil, 0, "", err
+	}
+	return srv, port, caFile, nil
 }
 
 func (b *bench) largeRun(ctx context.Context) error {
