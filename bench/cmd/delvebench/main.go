@@ -63,7 +63,7 @@ func run() int {
 	flag.StringVar(&c.delveEnv, "delve-env", "", "environment for `delve serve`, comma-separated K=V (e.g. GOGC=50)")
 	flag.IntVar(&c.oneShots, "oneshots", 20, "runs of each one-shot command")
 	flag.IntVar(&c.rssLook, "rss-lookups", 100000, "lookups of the daemon memory run")
-	flag.StringVar(&c.only, "only", "", "comma-separated sections to run: load,conns,rss,large,engine,oneshot (default all)")
+	flag.StringVar(&c.only, "only", "", "comma-separated sections to run: load,conns,rss,large,dead,engine,oneshot (default all)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory")
 	flag.StringVar(&c.version, "version", "", "version string to build delve with")
 	flag.StringVar(&c.systems, "systems", "delve,stubby,unbound", "systems of the load and connection tables")
@@ -168,6 +168,7 @@ type bench struct {
 	conns       []connRow
 	mem         []memRow
 	large       *largeRow
+	dead        *deadRow
 	engine      *engineResult
 	oneshot     *oneShot
 	notes       []string
@@ -245,6 +246,7 @@ func (b *bench) run(ctx context.Context) error {
 		{"conns", b.connTable},
 		{"rss", b.memTable},
 		{"large", b.largeRun},
+		{"dead", b.deadRun},
 		{"engine", b.engineRun},
 		{"oneshot", b.oneShotRun},
 	}

@@ -123,6 +123,31 @@ func (b *bench) report() string {
 		p("  answers:      %d correct, %d failed in %.1f s\n", r.ok, r.bad, r.took.Seconds())
 	}
 
+	if r := b.dead; r != nil && r.status != nil {
+		u, u0 := r.status.Upstreams[0], r.before.Upstreams[0]
+		p("\n== delve serve, %d lookups of distinct names, every %dth (%d) a dead name, %d socket clients sharing them in order; an in-process DoT server\n",
+			deadLookups, deadEvery, deadLookups/deadEvery, deadClients)
+		p("answers live names at once and dead ones SERVFAIL after %v, out of order (delve's timeout %d ms) (issue 12)\n\n", deadDelay, r.status.Config.TimeoutMS)
+		p("  lookups:          %d made in %.1f s (wall time)\n", r.sent, r.took.Seconds())
+		liveLat, deadLat := result{lat: r.liveLat}, result{lat: r.deadLat}
+		p("  live names:       %d: %d answered OK, %d failed (%s); latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			r.live, r.liveOK, r.live-r.liveOK, counts(r.liveFailed), ms(liveLat.pct(50)), ms(liveLat.pct(99)), ms(liveLat.pct(100)))
+		if r.liveErr != "" {
+			p("                    first live failure: %s\n", r.liveErr)
+		}
+		p("  dead names:       %d: %d failed (%s) after p50 %.2f s, max %.2f s; %d answered (%s)\n",
+			r.dead, r.dead-r.deadAnswered, counts(r.deadFailed), deadLat.pct(50).Seconds(), deadLat.pct(100).Seconds(), r.deadAnswered, counts(r.deadAnsweredRcodes))
+		p("  TLS connections:  %d opened by delve during the lookups (connections_opened %d before, %d after); the server accepted %d in all\n",
+			r.connsDuring(), u0.ConnectionsOpened, u.ConnectionsOpened, r.srv.accepted)
+		p("  stalls:           %d (connections delve closed while the server still owed late replies on them)\n", r.srv.closedOwed)
+		p("  upstream health:  %s; %d \"upstream down\" log lines, down in %d of %d status samples (every %v; at most %d open connection(s), %d in flight)\n",
+			r.downSummary(), r.downLogs, r.downSamples, r.samples, deadSample, r.maxOpen, r.maxInFlight)
+		p("  status after:     healthy %v, failures %d, retries %d, unmatched replies %d, upstream queries %d, lookup_failures %d, last_error %q\n",
+			u.Healthy, u.Failures, u.Retries, u.Unmatched, u.Queries, r.status.LookupFailures, u.LastError)
+		p("  server side:      %d stall probes (. NS) answered, %d late SERVFAILs written, %d not (connection gone)\n", r.srv.probes, r.srv.lateSent, r.srv.lateLost)
+		p("  peak RSS:         %.1f MiB (VmHWM since start; %.1f MiB idle before the lookups)\n", mib(r.after.hwm), mib(r.idle.rss))
+	}
+
 	if e := b.engine; e != nil {
 		p("\n== DoT engine alone (internal/upstream, one Upstream, default options: 1 connection, %d in flight) (issue 2)\n\n", e.pipeInFlight)
 		tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)

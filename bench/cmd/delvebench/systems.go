@@ -242,8 +242,20 @@ type delveStatus struct {
 		Name              string `json:"name"`
 		ConnectionsOpened uint64 `json:"connections_opened"`
 		Queries           uint64 `json:"queries"`
+		Healthy           bool   `json:"healthy"`
+		OpenConns         int    `json:"open_connections"`
+		InFlight          int    `json:"in_flight"`
+		Failures          uint64 `json:"failures"`
+		Retries           uint64 `json:"retries"`
+		Unmatched         uint64 `json:"unmatched_replies"`
+		LastError         string `json:"last_error"`
 	} `json:"upstreams"`
-	Cache struct {
+	Config struct {
+		TimeoutMS int64 `json:"timeout_ms"`
+	} `json:"config"`
+	Lookups        uint64 `json:"lookups"`
+	LookupFailures uint64 `json:"lookup_failures"`
+	Cache          struct {
 		Entries int `json:"entries"`
 		Bytes   int `json:"bytes"`
 		Memory  int `json:"memory"`
