@@ -44,9 +44,15 @@ const (
 )
 
 // deadName returns the i-th name of the run, whether it is dead, and for a live one the address
-// the upstream answers.
+// the upstream answers. Dead names alternate between the two answers a recursive resolver gives
+// for them: a SERVFAIL after seconds (d…, the first time it tries the dead authorities) and a
+// bare SERVFAIL at once (s…, once its infrastructure cache knows they are dead: a LAN client's
+// retries get this).
 func deadName(i int) (name string, dead bool, want string) {
 	if i%deadEvery == deadEvery-1 {
+		if i/deadEvery%2 == 1 {
+			return fmt.Sprintf("s%d.dead.delve.test.", i), true, ""
+		}
 		return fmt.Sprintf("d%d.dead.delve.test.", i), true, ""
 	}
 	return fmt.Sprintf("l%d.live.delve.test.", i), false, liveAddr(i)
@@ -83,7 +89,8 @@ type deadCounts struct {
 }
 
 // deadServer is an in-process DoT server (miekg/dns, as largeServer) that answers names under
-// dead.delve.test SERVFAIL only after deadDelay, every other question at once: A under
+// dead.delve.test SERVFAIL, those beginning with "s" at once and the others only after deadDelay,
+// every other question at once: A under
 // live.delve.test with liveAddr, ". NS" (delve's stall probe) with a root NS record, and
 // startDelve's readiness probe. Like unbound it has no limit on queries per connection.
 type deadServer struct {
@@ -162,8 +169,10 @@ func (d *deadServer) serveDNS(w dns.ResponseWriter, q *dns.Msg) {
 		r.Answer = append(r.Answer, rr)
 	case strings.HasSuffix(strings.ToLower(q.Question[0].Name), ".dead.delve.test."):
 		r.Rcode = dns.RcodeServerFailure
-		d.late(w, r)
-		return
+		if !strings.HasPrefix(q.Question[0].Name, "s") {
+			d.late(w, r)
+			return
+		}
 	case q.Question[0].Qtype == dns.TypeA && strings.HasSuffix(strings.ToLower(q.Question[0].Name), ".live.delve.test."):
 		var i int
 		if _, err := fmt.Sscanf(q.Question[0].Name, "l%d.", &i); err == nil {
