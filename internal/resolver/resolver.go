@@ -384,7 +384,7 @@ func (r *Resolver) hit(q *dns.Msg, k cacheKey, e *entry, now time.Time) {
 	// answer over e (or joins a flight already asking). q is the caller's; the flight keeps a copy.
 	// Its context only gives the flight its deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	r.flight(ctx, s, q.Copy(), k, flightKey{cacheKey: k}, "")
+	r.flight(ctx, s, clone(q), k, flightKey{cacheKey: k}, "")
 	cancel()
 }
 
