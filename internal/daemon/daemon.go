@@ -93,9 +93,6 @@ type Daemon struct {
 	wsAddr   string
 	wsToken  string
 	dnsAddrs []string
-	// dnsTimeout is the per-query deadline of the DNS listener, the lookup timeout: a reload
-	// changes it without rebinding (see dnsResolver).
-	dnsTimeout atomic.Int64
 
 	mu        sync.Mutex // guards what follows; held only to read or swap
 	cfg       *uci.Config
@@ -304,7 +301,6 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 		closeNew = func() { prev(); _ = wsl.Close() }
 	}
 
-	d.dnsTimeout.Store(int64(cfg.Timeout))
 	var oldDNS, newDNS *dnsserver.Server
 	dnsChanged := !slices.Equal(cfg.Listen, d.dnsAddrs)
 	if dnsChanged {
@@ -417,22 +413,17 @@ func (d *Daemon) listenDNS(addrs []string) (old, srv *dnsserver.Server, err erro
 
 func (d *Daemon) openDNS(addrs []string) (*dnsserver.Server, error) {
 	return dnsserver.Listen(dnsserver.Options{
-		Addrs: addrs, Resolver: dnsResolver{d}, Timeout: dnsQueryCeiling, OnQuery: d.dnsEvent, Logger: d.log,
+		Addrs: addrs, Resolver: dnsResolver{d}, Timeout: -1, OnQuery: d.dnsEvent, Logger: d.log,
 	})
 }
 
-// dnsQueryCeiling is the DNS listener's own per-query deadline: the longest lookup timeout a
-// configuration may set (main.timeout is at most 60000 ms). dnsResolver applies the one set now.
-const dnsQueryCeiling = time.Minute
-
-// dnsResolver is the engine's resolver as the DNS listener sees it: each query it does not answer
-// from the cache gets the lookup timeout configured at that moment, so that a reload changing the
-// timeout does not have to replace the listener.
+// dnsResolver is the engine's resolver as the DNS listener sees it. The listener sets no deadline
+// of its own (Timeout -1): the resolver gives each query it does not answer from the cache the
+// lookup timeout configured at that moment, so that a reload changing the timeout does not have
+// to replace the listener, and a query costs one context timer, not three.
 type dnsResolver struct{ d *Daemon }
 
 func (r dnsResolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.d.dnsTimeout.Load()))
-	defer cancel()
 	return r.d.eng.Resolver().Exchange(ctx, q, via)
 }
 
@@ -524,7 +515,6 @@ func (d *Daemon) reload() error {
 		if err2 := d.eng.Apply(prev); err2 != nil {
 			d.log.Error("restoring the previous upstreams", "err", err2)
 		}
-		d.dnsTimeout.Store(int64(prev.Timeout))
 		return err
 	}
 	for _, w := range cfg.Warnings {

@@ -2,13 +2,18 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/delvedns/delve/internal/api"
 	"github.com/delvedns/delve/internal/json"
@@ -117,4 +122,96 @@ func TestDNSListener(t *testing.T) {
 	if res := dig(t, port2, "a.delve.test", "A", true); strings.Join(res.Data("A"), ",") != "192.0.2.1" {
 		t.Fatalf("after the refused reload: %v", res.Data("A"))
 	}
+}
+
+// slowNamesDoT is a DoT server that answers every question at once with 192.0.2.9, except names
+// whose first label starts with "slow", which it reads and never answers: a recursive resolver
+// with some dead authorities, whose connection keeps answering everything else.
+func slowNamesDoT(t *testing.T) (port int, caFile string) {
+	t.Helper()
+	ca, err := testenv.NewCA("slow names CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{"slow.delve.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		if len(q.Question) == 1 && strings.HasPrefix(q.Question[0].Name, "slow") {
+			return // read, never answered
+		}
+		r := new(dns.Msg).SetReply(q)
+		if len(q.Question) == 1 && q.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.9")
+			r.Answer = append(r.Answer, rr)
+		}
+		_ = w.WriteMsg(r)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	caFile = filepath.Join(t.TempDir(), "slow-ca.pem")
+	if err := ca.WriteFile(caFile); err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().(*net.TCPAddr).Port, caFile
+}
+
+// TestDNSListenerTakesTheReloadedTimeout: a DNS listener query the upstream never answers gets
+// SERVFAIL after the configured lookup timeout, and after a reload that changes only the timeout
+// (the listener stays bound), after the new one: the listener sets no deadline of its own, the
+// resolver applies the running configuration's.
+func TestDNSListenerTakesTheReloadedTimeout(t *testing.T) {
+	port, caFile := slowNamesDoT(t)
+	dnsPort, _ := testenv.FreePort("tcp+udp")
+	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "delve.sock")
+	path := filepath.Join(dir, "delve")
+	write := func(timeoutMS int) {
+		text := fmt.Sprintf("config delve 'main'\n\toption timeout '%d'\n\toption socket '%s'\n\toption ca_file '%s'\n\tlist listen '%s'\n"+
+			"\nconfig upstream 'slow'\n\toption address '127.0.0.1'\n\toption port '%d'\n\toption tls_name 'slow.delve.test'\n",
+			timeoutMS, socket, caFile, dnsAddr, port)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(500)
+	start(t, path)
+	cl := dial(t, socket)
+	dc := &dns.Client{Timeout: 10 * time.Second}
+	ask := func(name string) (time.Duration, *dns.Msg) {
+		t.Helper()
+		began := time.Now()
+		r, _, err := dc.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), dnsAddr)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return time.Since(began), r
+	}
+	if _, r := ask("fast.delve.test."); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("fast name: %v", r)
+	}
+	took, r := ask("slow1.delve.test.")
+	if r.Rcode != dns.RcodeServerFailure || took > 1500*time.Millisecond {
+		t.Fatalf("timeout 500 ms: %s after %v, want SERVFAIL after about 500 ms", dns.RcodeToString[r.Rcode], took)
+	}
+	first := took
+
+	write(2000)
+	if err := call(t, cl, "reload", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	took, r = ask("slow2.delve.test.")
+	if r.Rcode != dns.RcodeServerFailure || took < 1900*time.Millisecond {
+		t.Fatalf("timeout 2000 ms after the reload: %s after %v, want SERVFAIL after about 2 s", dns.RcodeToString[r.Rcode], took)
+	}
+	if _, r := ask("fast2.delve.test."); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("the upstream after two slow names: %v", r)
+	}
+	t.Logf("SERVFAIL after %v with timeout 500 ms, after %v with 2000 ms", first.Round(time.Millisecond), took.Round(time.Millisecond))
 }

@@ -41,7 +41,10 @@ type Options struct {
 	// WAN side too, and UDP replies could leave from another address than the query came to.
 	Addrs    []string
 	Resolver Resolver
-	Timeout  time.Duration // per query; default 3 s
+	// Timeout is each query's deadline; 0 means DefaultTimeout. A negative value sets none: the
+	// Resolver applies its own (the daemon's resolver has the configured lookup timeout, which a
+	// reload changes without a new listener), and a query costs no context timer of its own.
+	Timeout time.Duration
 
 	// RateLimit is the number of queries per second each client address may send, refilled
 	// continuously, with Burst queries allowed at once. 0 means DefaultRateLimit (100/s), a
@@ -159,7 +162,7 @@ func Listen(o Options) (*Server, error) {
 	if len(o.Addrs) == 0 {
 		return nil, errors.New("dnsserver: no address to listen on")
 	}
-	if o.Timeout <= 0 {
+	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
 	if o.RateLimit == 0 {

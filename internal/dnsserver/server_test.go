@@ -474,8 +474,15 @@ func TestCloseAnswersInFlight(t *testing.T) {
 }
 
 // TestCloseCancels: when Close's context ends first, the queries in flight are cancelled, Close
-// says so, and no goroutine is left (idle TCP connections included).
+// says so, and no goroutine is left (idle TCP connections included); so too when the listener
+// sets no deadline of its own (Timeout -1, as the daemon's).
 func TestCloseCancels(t *testing.T) {
+	for _, timeout := range []time.Duration{time.Minute, -1} {
+		t.Run(timeout.String(), func(t *testing.T) { testCloseCancels(t, timeout) })
+	}
+}
+
+func testCloseCancels(t *testing.T, timeout time.Duration) {
 	checkGoroutines(t)
 	started := make(chan struct{}, 4)
 	var cancelled atomic.Int32
@@ -485,7 +492,7 @@ func TestCloseCancels(t *testing.T) {
 		cancelled.Add(1)
 		return nil, resolver.Info{}, fmt.Errorf("%w: %w", resolver.ErrTimeout, ctx.Err())
 	})
-	s, err := Listen(Options{Addrs: []string{"127.0.0.1:0"}, Resolver: res, Timeout: time.Minute})
+	s, err := Listen(Options{Addrs: []string{"127.0.0.1:0"}, Resolver: res, Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,6 +528,35 @@ func TestCloseCancels(t *testing.T) {
 	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("idle TCP connection after Close: %v, want EOF", err)
+	}
+}
+
+// TestTimeoutOption: the resolver gets each query with the listener's deadline, DefaultTimeout
+// when Timeout is 0, and none when it is negative (the resolver applies its own).
+func TestTimeoutOption(t *testing.T) {
+	for _, c := range []struct {
+		timeout, want time.Duration // want 0: no deadline
+	}{{0, DefaultTimeout}, {1500 * time.Millisecond, 1500 * time.Millisecond}, {-1, 0}} {
+		got := make(chan time.Duration, 2)
+		res := fakeResolver(func(ctx context.Context, q *dns.Msg) (*dns.Msg, resolver.Info, error) {
+			var left time.Duration
+			if dl, ok := ctx.Deadline(); ok {
+				left = time.Until(dl)
+			}
+			got <- left
+			return answerA(ctx, q)
+		})
+		s := listen(t, Options{Resolver: res, Timeout: c.timeout})
+		for i, network := range []string{"udp", "tcp"} {
+			exchange(t, network, s.Addrs()[i].String(), question("deadline.example", dns.TypeA))
+			left := <-got
+			if c.want == 0 && left != 0 {
+				t.Errorf("Timeout %v, %s: the resolver got a deadline %v away, want none", c.timeout, network, left)
+			}
+			if c.want != 0 && (left > c.want || left < c.want-time.Second) {
+				t.Errorf("Timeout %v, %s: the resolver got a deadline %v away, want about %v", c.timeout, network, left, c.want)
+			}
+		}
 	}
 }
 

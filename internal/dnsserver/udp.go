@@ -187,6 +187,9 @@ func (s *Server) cachedWire(q *query, pkt, dst []byte) ([]byte, resolver.Info, b
 }
 
 func (s *Server) exchange(uq *dns.Msg) (*dns.Msg, resolver.Info, error) {
+	if s.opts.Timeout < 0 {
+		return s.res.Exchange(s.ctx, uq, "")
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
 	defer cancel()
 	return s.res.Exchange(ctx, uq, "")
