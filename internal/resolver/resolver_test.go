@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -602,6 +603,61 @@ func TestCacheKeyedBySubnet(t *testing.T) {
 	} {
 		if info := ask(tt.subnet); info.Cached != tt.cached || srv.queries.Load() != tt.queries {
 			t.Fatalf("step %d (%q): cached %v, %d upstream queries; want %v, %d", i, tt.subnet, info.Cached, srv.queries.Load(), tt.cached, tt.queries)
+		}
+	}
+}
+
+// TestWorkersAreReused: sequential misses run on the same worker instead of a new goroutine
+// each; after a burst of concurrent misses at most MaxIdleWorkers wait, and none once WorkerIdle
+// has passed; Close ends them all.
+func TestWorkersAreReused(t *testing.T) {
+	srv := newDoTServer(t, reply(dns.RcodeSuccess, 0))
+	r := New(Options{}, []*upstream.Upstream{srv.upstream(t, "s")})
+	for i := range 50 {
+		if res, err := lookupA(t, r, fmt.Sprintf("seq%d.example", i)); err != nil || len(res.Answers) != 1 {
+			t.Fatal(res, err)
+		}
+	}
+	if n := r.spawns.Load(); n > 3 {
+		t.Errorf("50 sequential misses started %d workers, want the same one or two", n)
+	}
+	// The server answers one query at a time, 20 ms each: the 40 lookups wait on one connection.
+	slow := newDoTServer(t, reply(dns.RcodeSuccess, 20*time.Millisecond))
+	r2 := New(Options{}, []*upstream.Upstream{slow.upstream(t, "slow")})
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := lookupA(t, r2, fmt.Sprintf("burst%d.example", i)); err != nil || len(res.Answers) != 1 {
+				t.Error(res, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := r2.spawns.Load(); n <= MaxIdleWorkers {
+		t.Errorf("40 concurrent slow misses started only %d workers", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r2.idle.Load() > MaxIdleWorkers && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := r2.idle.Load(); n > MaxIdleWorkers || n == 0 {
+		t.Errorf("%d workers idle after the burst, want 1 to %d", n, MaxIdleWorkers)
+	}
+	for deadline := time.Now().Add(WorkerIdle + 3*time.Second); r2.idle.Load() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%d workers still idle %v after the burst", r2.idle.Load(), WorkerIdle+3*time.Second)
+			break
+		}
+	}
+	for _, res := range []*Resolver{r, r2} {
+		res.Close() // waits for every worker, idle ones included
+		if n := res.idle.Load(); n != 0 {
+			t.Errorf("%d workers idle after Close", n)
+		}
+		if res.goWork(func() { t.Error("work ran after Close") }) {
+			t.Error("goWork after Close said it started the work")
 		}
 	}
 }
