@@ -3,8 +3,10 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,6 +68,30 @@ func (c conf) caBundle(t *testing.T) string {
 func newConf(t *testing.T, ubs ...*testenv.Unbound) conf {
 	dir := t.TempDir()
 	return conf{dir: dir, socket: filepath.Join(dir, "run", "delve.sock"), ubs: ubs}
+}
+
+// loopbackTLS listens on 127.0.0.1 with a certificate for name from a CA of its own, which it
+// writes to caFile (for ca_file); the listener closes at cleanup.
+func loopbackTLS(t *testing.T, name string) (ln net.Listener, caFile string) {
+	t.Helper()
+	ca, err := testenv.NewCA(name + " CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err = tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := ca.WriteFile(caFile); err != nil {
+		t.Fatal(err)
+	}
+	return ln, caFile
 }
 
 // running is an in-process daemon.

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -127,20 +126,9 @@ func TestDNSListener(t *testing.T) {
 // slowNamesDoT is a DoT server that answers every question at once with 192.0.2.9, except names
 // whose first label starts with "slow", which it reads and never answers: a recursive resolver
 // with some dead authorities, whose connection keeps answering everything else.
-func slowNamesDoT(t *testing.T) (port int, caFile string) {
+func slowNamesDoT(t *testing.T) (int, string) {
 	t.Helper()
-	ca, err := testenv.NewCA("slow names CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{"slow.delve.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, caFile := loopbackTLS(t, "slow.delve.test")
 	srv := &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		if len(q.Question) == 1 && strings.HasPrefix(q.Question[0].Name, "slow") {
 			return // read, never answered
@@ -154,10 +142,6 @@ func slowNamesDoT(t *testing.T) (port int, caFile string) {
 	})}
 	go func() { _ = srv.ActivateAndServe() }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
-	caFile = filepath.Join(t.TempDir(), "slow-ca.pem")
-	if err := ca.WriteFile(caFile); err != nil {
-		t.Fatal(err)
-	}
 	return ln.Addr().(*net.TCPAddr).Port, caFile
 }
 

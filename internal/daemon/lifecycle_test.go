@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -410,37 +408,8 @@ func TestReloadAndShutdownTogether(t *testing.T) {
 // one: an upstream that accepted the query and went quiet.
 func stallingDoT(t *testing.T) (port int, caFile string) {
 	t.Helper()
-	ca, err := testenv.NewCA("stalling CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{"stall.delve.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	caFile = filepath.Join(t.TempDir(), "stall-ca.pem")
-	if err := ca.WriteFile(caFile); err != nil {
-		t.Fatal(err)
-	}
-	return ln.Addr().(*net.TCPAddr).Port, caFile
+	ln, caFile := loopbackTLS(t, "stall.delve.test")
+	return testenv.DiscardConns(t, ln), caFile
 }
 
 // TestStopWithinTermTimeout: the real binary, SIGTERM with lookups in flight on an upstream that

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -246,18 +245,7 @@ func TestStaleSocketAndSecondDaemon(t *testing.T) {
 // TestShutdownWithLookupsInFlight: lookups that are waiting on a slow upstream when SIGTERM comes
 // still get their answers; then the daemon exits and removes its socket.
 func TestShutdownWithLookupsInFlight(t *testing.T) {
-	ca, err := testenv.NewCA("slow CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(testenv.IssueOptions{DNSNames: []string{"slow.delve.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, caFile := loopbackTLS(t, "slow.delve.test")
 	mux := dns.NewServeMux()
 	mux.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
 		time.Sleep(400 * time.Millisecond)
@@ -272,8 +260,6 @@ func TestShutdownWithLookupsInFlight(t *testing.T) {
 	defer func() { _ = srv.Shutdown() }()
 
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	_ = ca.WriteFile(caFile)
 	socket := filepath.Join(dir, "delve.sock")
 	path := filepath.Join(dir, "delve")
 	_ = os.WriteFile(path, []byte(fmt.Sprintf("config delve 'main'\n\toption socket '%s'\n\toption ca_file '%s'\n\nconfig upstream 'slow'\n\toption address '127.0.0.1'\n\toption port '%d'\n\toption tls_name 'slow.delve.test'\n",

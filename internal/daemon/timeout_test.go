@@ -3,16 +3,15 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/testenv"
 	"github.com/delvedns/delve/internal/upstream"
 )
 
@@ -24,21 +23,7 @@ func silentTCP(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testenv.DiscardConns(t, ln)
 }
 
 // TestTimeoutErrorsNameTheirDeadline: a lookup whose upstream never finishes the TLS handshake

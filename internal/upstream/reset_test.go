@@ -150,21 +150,8 @@ func TestHandshakeTimeoutSaysSo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	u, err := New(Options{Name: "silent", Address: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLSName: "dot.delve.test", DialTimeout: 300 * time.Millisecond})
+	port := testenv.DiscardConns(t, ln)
+	u, err := New(Options{Name: "silent", Address: "127.0.0.1", Port: port, TLSName: "dot.delve.test", DialTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
