@@ -18,6 +18,7 @@ import (
 
 	gouci "github.com/digineo/go-uci/v2"
 
+	"github.com/delvedns/delve/internal/api"
 	"github.com/delvedns/delve/uci"
 )
 
@@ -127,11 +128,23 @@ func TestACL(t *testing.T) {
 	if strings.TrimSpace(g.Description) == "" {
 		t.Error("group delve has no description")
 	}
+	// Each side grants the methods of the daemon's table marked for it, in the table's order.
+	var readSide, writeSide []string
+	for _, m := range api.Methods() {
+		if m.Write {
+			writeSide = append(writeSide, m.Name)
+		} else {
+			readSide = append(readSide, m.Name)
+		}
+	}
+	if !slices.Equal(readSide, []string{"lookup", "status"}) || !slices.Equal(writeSide, []string{"reload", "flush", "redial"}) {
+		t.Fatalf("method table: read %v, write %v", readSide, writeSide)
+	}
 	want := map[string]scopes{
 		// The read side sees no UCI at all: websocket_token is in /etc/config/delve, and rpcd
 		// grants UCI access per config file, not per option.
-		"read":  {UBus: map[string][]string{"delve": {"lookup", "status"}}},
-		"write": {UBus: map[string][]string{"delve": {"reload", "flush"}}, UCI: map[string][]string{"delve": {"read", "write"}}},
+		"read":  {UBus: map[string][]string{"delve": readSide}},
+		"write": {UBus: map[string][]string{"delve": writeSide}, UCI: map[string][]string{"delve": {"read", "write"}}},
 	}
 	for perm, have := range map[string]scopes{"read": g.Read, "write": g.Write} {
 		if !reflect.DeepEqual(have, want[perm]) {

@@ -72,7 +72,7 @@ func call(ctx context.Context, o Options, method string, stdin io.Reader) []byte
 
 	m, ok := api.FindMethod(method)
 	if !ok {
-		return errorReply(errMethodNotFound(method))
+		return errorReply(api.NoSuchMethod(method))
 	}
 	socket, deadline := o.resolve()
 	ctx, cancel = context.WithDeadline(ctx, start.Add(deadline))

@@ -3,9 +3,7 @@ package ubus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,14 +33,6 @@ func errorReply(err error) []byte {
 	}
 	b, _ := json.Marshal(obj) // two strings always encode
 	return append(b, '\n')
-}
-
-func errMethodNotFound(method string) error {
-	var names []string
-	for _, m := range api.Methods() {
-		names = append(names, m.Name)
-	}
-	return api.NewError(api.CodeMethodNotFound, fmt.Sprintf("there is no method %q (methods: %s)", method, strings.Join(names, ", ")))
 }
 
 // errDeadline is the error of a call whose context ended: msg says what was late, unless a

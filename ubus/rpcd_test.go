@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -258,7 +259,7 @@ func TestList(t *testing.T) {
 		c.Close()
 		t.Fatal("list connected to the daemon's socket")
 	}
-	const want = `{"lookup":{"name":"string","type":"string","upstream":"string"},"status":{},"reload":{},"flush":{}}`
+	const want = `{"lookup":{"name":"string","type":"string","upstream":"string"},"status":{},"reload":{},"flush":{},"redial":{}}`
 	if string(r.first) != want {
 		t.Fatalf("list printed\n%s\nwant\n%s", r.first, want)
 	}
@@ -488,6 +489,37 @@ func TestCall(t *testing.T) {
 		}
 	})
 
+	t.Run("redial", func(t *testing.T) {
+		upstream := func() map[string]any {
+			t.Helper()
+			ups, _ := call(t, "status", `{}`).wantOK(t)["upstreams"].([]any)
+			if len(ups) != 1 {
+				t.Fatalf("status upstreams %v", ups)
+			}
+			return ups[0].(map[string]any)
+		}
+		for i, stdin := range []string{`{}`, ``, `null`, `{` + session + `}`} {
+			call(t, "lookup", `{"name":"`+testenv.WildName("redial"+strconv.Itoa(i))+`","type":"A"}`).wantOK(t)
+			before := upstream()
+			if before["open_connections"] != float64(1) {
+				t.Fatalf("before redial: %v", before)
+			}
+			m := call(t, "redial", stdin).wantOK(t)
+			if m["redialed"] != float64(1) {
+				t.Fatalf("redial with %q: %v", stdin, m)
+			}
+			// Reset closes the connection before the reply: nothing is open now, and the next
+			// lookup dials a new one.
+			if u := upstream(); u["open_connections"] != float64(0) {
+				t.Fatalf("after redial: %v", u)
+			}
+			call(t, "lookup", `{"name":"`+testenv.WildName("redialed"+strconv.Itoa(i))+`","type":"A"}`).wantOK(t)
+			if u := upstream(); u["connections_opened"] != before["connections_opened"].(float64)+1 {
+				t.Fatalf("after redial and a lookup: %v connections opened, before %v", u["connections_opened"], before["connections_opened"])
+			}
+		}
+	})
+
 	t.Run("reload refused", func(t *testing.T) {
 		good, err := os.ReadFile(d.config)
 		if err != nil {
@@ -627,7 +659,8 @@ func TestDaemonDown(t *testing.T) {
 		{"socket from the config file", missing, env("DELVE_CONFIG=" + conf)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, m := range []string{"lookup", "status", "reload", "flush"} {
+			for _, method := range api.Methods() {
+				m := method.Name
 				stdin := `{}`
 				if m == "lookup" {
 					stdin = `{"name":"openwrt.org"}`

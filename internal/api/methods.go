@@ -1,5 +1,10 @@
 package api
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Param is one named argument of a method. Every argument delve takes is a string.
 type Param struct {
 	Name     string
@@ -23,6 +28,7 @@ const (
 	MethodStatus = "status"
 	MethodReload = "reload"
 	MethodFlush  = "flush"
+	MethodRedial = "redial"
 )
 
 // Methods returns the table of methods the daemon serves, in the order they are documented.
@@ -36,7 +42,18 @@ func Methods() []Method {
 		{Name: MethodStatus, Doc: "version, uptime, upstreams, cache and configuration"},
 		{Name: MethodReload, Write: true, Doc: "re-read the UCI configuration"},
 		{Name: MethodFlush, Write: true, Doc: "empty the cache"},
+		{Name: MethodRedial, Write: true, Doc: "drop every upstream connection and forget their failures, as SIGUSR1 does"},
 	}
+}
+
+// NoSuchMethod is the error for a call of a method the table does not have; it lists the
+// table's methods.
+func NoSuchMethod(method string) *Error {
+	names := make([]string, 0, len(Methods()))
+	for _, m := range Methods() {
+		names = append(names, m.Name)
+	}
+	return NewError(CodeMethodNotFound, fmt.Sprintf("there is no method %q (methods: %s)", method, strings.Join(names, ", ")))
 }
 
 // FindMethod returns the method named name.

@@ -208,11 +208,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 			case syscall.SIGHUP:
 				_ = d.Reload() // a refusal is logged by Reload
 			case syscall.SIGUSR1:
-				d.log.Info("reconnecting every upstream (SIGUSR1)")
-				d.eng.ResetConnections()
+				d.redial("SIGUSR1")
 			}
 		}
 	}
+}
+
+// redial is SIGUSR1 and the redial method: every upstream connection is dropped and every
+// failure forgotten, so the next lookup dials again over the link the router has now. It returns
+// how many upstreams were reset.
+func (d *Daemon) redial(by string) int {
+	d.log.Info("reconnecting every upstream (" + by + ")")
+	return d.eng.ResetConnections()
 }
 
 // MemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT is set.
@@ -585,8 +592,10 @@ func (d *Daemon) handlerFor(from string) jsonrpc.Handler {
 			return d.reloadResult(), nil
 		case api.MethodFlush:
 			return map[string]int{"flushed": d.eng.Resolver().Flush()}, nil
+		case api.MethodRedial:
+			return map[string]int{"redialed": d.redial(api.MethodRedial + " method")}, nil
 		}
-		return nil, api.NewError(api.CodeMethodNotFound, fmt.Sprintf("there is no method %q (methods: lookup, status, reload, flush)", method))
+		return nil, api.NoSuchMethod(method)
 	}
 }
 

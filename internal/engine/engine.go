@@ -266,12 +266,14 @@ func LoadRoots(path string) (*x509.CertPool, error) {
 }
 
 // ResetConnections closes every upstream connection (after a WAN change) and forgets failures,
-// so that the next lookup reconnects at once.
-func (e *Engine) ResetConnections() {
-	for _, u := range e.snapshot() {
+// so that the next lookup reconnects at once. It returns how many upstreams it reset.
+func (e *Engine) ResetConnections() int {
+	ups := e.snapshot()
+	for _, u := range ups {
 		u.Reset()
 	}
 	e.res.ResetHealth()
+	return len(ups)
 }
 
 // Close stops the resolver and closes every upstream.
