@@ -203,25 +203,37 @@ func (p *proc) wait(t testing.TB, within time.Duration) int {
 	return 0
 }
 
+// waitSocket waits until the daemon answers a status call on its socket. A connect alone is not
+// readiness: the socket is bound before the DNS listener and the WebSocket, and the daemon starts
+// answering calls only once every transport is bound.
 func (p *proc) waitSocket(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if p.exited() {
 			t.Fatalf("the daemon exited at start: %v\n%s", p.err, p.log.String())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := jsonrpc.Dial(ctx, p.socket)
-		cancel()
+		err := p.ping()
 		if err == nil {
-			c.Close()
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no daemon on %s: %v\n%s", p.socket, err, p.log.String())
+			t.Fatalf("no daemon answering on %s after 30 s: %v\n%s", p.socket, err, p.log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// ping makes one status call on a new connection.
+func (p *proc) ping() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := jsonrpc.Dial(ctx, p.socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Call(ctx, "status", nil, nil)
 }
 
 func (p *proc) signal(t testing.TB, sig os.Signal) {

@@ -165,8 +165,8 @@ func TestFreePort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if port < MinPort || port > 65535 {
-				t.Fatalf("port %d outside %d..65535", port, MinPort)
+			if lo, hi := portRange(); port < MinPort || port < lo || port > hi {
+				t.Fatalf("port %d outside %d..%d, the range outside the kernel's ephemeral ports", port, lo, hi)
 			}
 			host := "127.0.0.1"
 			if strings.HasSuffix(network, "6") {

@@ -3,31 +3,29 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // MinPort is the lowest port FreePort hands out: low ports belong to real services (5353 is mDNS).
 const MinPort = 10001
 
-// FreePort returns a port that was free on loopback a moment ago: it binds port 0, notes the
-// port and closes the socket, so a race with another process is possible and callers that bind
-// through a child process should retry. network is "tcp", "udp" (127.0.0.1), "tcp6", "udp6"
+// FreePort returns a port that was free on loopback a moment ago, for a server that must be told
+// its port before it binds (a child process such as unbound, or a configuration file). Where a
+// server can bind port 0 and report the port, prefer that: nothing can take the port in between.
+//
+// The port is drawn at random from outside the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), so that no port-0 bind and no outgoing connection of another
+// test can be given it between this check and the caller's bind; only another caller of FreePort
+// could pick the same port at the same moment, so callers that bind through a child process
+// should still retry when the bind fails. network is "tcp", "udp" (127.0.0.1), "tcp6", "udp6"
 // (::1), "tcp4", "udp4", or "tcp+udp" for a port free for both on 127.0.0.1, as a DNS server
 // needs.
 func FreePort(network string) (int, error) {
-	for range 20 {
-		port, err := freePortOnce(network)
-		if err != nil {
-			return 0, err
-		}
-		if port >= MinPort {
-			return port, nil
-		}
-	}
-	return 0, errors.New("finding a free port: the kernel keeps giving ports below 10001")
-}
-
-func freePortOnce(network string) (int, error) {
 	host := "127.0.0.1"
 	switch network {
 	case "tcp6", "udp6":
@@ -36,36 +34,78 @@ func freePortOnce(network string) (int, error) {
 	default:
 		return 0, fmt.Errorf("finding a free port: unknown network %q", network)
 	}
-	addr := net.JoinHostPort(host, "0")
-	switch network {
-	case "udp", "udp4", "udp6":
-		c, err := net.ListenPacket(network, addr)
-		if err != nil {
+	lo, hi := portRange()
+	var last error
+	for range 200 {
+		port := lo + rand.IntN(hi-lo+1)
+		err := bindable(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			return port, nil
+		}
+		last = err
+		if !errors.Is(err, errInUse) {
 			return 0, fmt.Errorf("finding a free port: %w", err)
 		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port, nil
-	case "tcp+udp":
-		for range 20 {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				return 0, fmt.Errorf("finding a free port: %w", err)
-			}
-			port := l.Addr().(*net.TCPAddr).Port
-			c, err := net.ListenPacket("udp", net.JoinHostPort(host, fmt.Sprint(port)))
-			l.Close()
-			if err == nil {
-				c.Close()
-				return port, nil
+	}
+	return 0, fmt.Errorf("finding a free port in %d-%d: 200 ports tried, the last: %w", lo, hi, last)
+}
+
+var errInUse = errors.New("port in use")
+
+// portRange is the range FreePort draws from: the ports from MinPort below the kernel's
+// ephemeral range, or those above it when that leaves too few.
+func portRange() (lo, hi int) {
+	elo, ehi := 32768, 60999 // Linux's default
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			a, err1 := strconv.Atoi(f[0])
+			z, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && a <= z {
+				elo, ehi = a, z
 			}
 		}
-		return 0, errors.New("finding a free port: no port free for both TCP and UDP")
+	}
+	const enough = 2000
+	switch {
+	case elo-1-MinPort >= enough:
+		return MinPort, elo - 1
+	case 65535-ehi-1 >= enough:
+		return max(ehi+1, MinPort), 65535
 	default:
-		l, err := net.Listen(network, addr)
+		// No room outside the ephemeral range: draw from all of it above MinPort.
+		return MinPort, 65535
+	}
+}
+
+// bindable binds addr for network ("tcp+udp": both) and lets go of it again.
+func bindable(network, addr string) error {
+	inUse := func(err error) error {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w: %w", errInUse, err)
+		}
+		return err
+	}
+	if network != "udp" && network != "udp4" && network != "udp6" {
+		n := network
+		if n == "tcp+udp" {
+			n = "tcp"
+		}
+		l, err := net.Listen(n, addr)
 		if err != nil {
-			return 0, fmt.Errorf("finding a free port: %w", err)
+			return inUse(err)
 		}
 		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port, nil
 	}
+	if strings.HasPrefix(network, "udp") || network == "tcp+udp" {
+		n := network
+		if n == "tcp+udp" {
+			n = "udp"
+		}
+		c, err := net.ListenPacket(n, addr)
+		if err != nil {
+			return inUse(err)
+		}
+		defer c.Close()
+	}
+	return nil
 }
