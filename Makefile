@@ -3,7 +3,13 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 PKG     := github.com/delvedns/delve
-LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
+# SOURCE_DATE_EPOCH (default: the last commit's time) is stamped as the build time, the lower
+# bound of the real time that tolerate_unset_clock checks certificates against
+# (internal/version.Built); every build passes it, as scripts/build-arch and the feed recipe do.
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+endif
+LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.BuildTime=$(SOURCE_DATE_EPOCH)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 ARGS    ?= openwrt.org
 
@@ -41,9 +47,6 @@ DIST      ?= dist
 ARCHES    := $(shell sed 's/\#.*//' scripts/arches | awk 'NF {print $$1}')
 SIZE_ARCH ?= arm_cortex-a7_neon-vfpv4
 # Evaluated once (:=), so that a commit landing during a long make does not mix two versions.
-ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
-SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-endif
 ifeq ($(origin IPK_VERSION),undefined)
 IPK_VERSION := $(shell ./scripts/pkgversion)
 endif

@@ -263,11 +263,11 @@ func (a *Args) run(ctx context.Context, stdout, stderr io.Writer) int {
 		}
 	}
 	var warnMu sync.Mutex // the types of a lookup run in parallel
-	eng, err := engine.New(cfg, engine.Options{OnClockTolerance: func(upstream string, now, validFrom time.Time) {
+	eng, err := engine.New(cfg, engine.Options{OnClockTolerance: func(upstream string, now, checkedAt time.Time) {
 		warnMu.Lock()
 		defer warnMu.Unlock()
-		fmt.Fprintf(stderr, "delve: warning: accepted the certificate of upstream %s although it is not valid yet (valid from %s): the system clock (%s) is earlier than this build of delve and tolerate_unset_clock is on\n",
-			upstream, validFrom.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		fmt.Fprintf(stderr, "delve: warning: accepted the certificate of upstream %s although it is not valid yet at the system clock's %s, which is earlier than this build of delve: tolerate_unset_clock is on, so it was checked as at %s instead; set the clock with NTP\n",
+			upstream, now.UTC().Format(time.RFC3339), checkedAt.UTC().Format(time.RFC3339))
 	}})
 	if err != nil {
 		fmt.Fprintln(stderr, "delve:", err)

@@ -202,8 +202,8 @@ func TestErrors(t *testing.T) {
 		{"unreadable CA", []string{server(ub), "--ca", "/nonexistent/ca.pem", "a.delve.test"}, ExitUsage, "cannot read the CA file"},
 		{"missing config", []string{"--config", "/nonexistent/delve", "a.delve.test"}, ExitUsage, "/nonexistent/delve"},
 		{"name mismatch", []string{"@127.0.0.1:" + port + "#wrong.delve.test", "--ca", ub.CAFile, "a.delve.test"}, ExitUpstream, "certificate name mismatch"},
-		{"unknown authority", []string{server(ub), "--ca", otherCA, "a.delve.test"}, ExitUpstream, "unknown authority"},
-		{"pin mismatch", []string{server(ub), "--ca", ub.CAFile, "--pin", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "a.delve.test"}, ExitUpstream, "no certificate key matches"},
+		{"unknown authority", []string{server(ub), "--ca", otherCA, "a.delve.test"}, ExitUpstream, "certificate signed by an unknown authority: \"delve test CA for unbound\" is not in the CA file " + otherCA + "; pass --ca FILE or set ca_file to the CA that signed it"},
+		{"pin mismatch", []string{server(ub), "--ca", ub.CAFile, "--pin", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "a.delve.test"}, ExitUpstream, "SPKI pin mismatch: no configured pin matches a key of the certificate chain"},
 		{"connection refused", []string{"@127.0.0.1:" + strconv.Itoa(deadPort), "--ca", ub.CAFile, "a.delve.test"}, ExitUpstream, "connection refused"},
 		{"refused", []string{server(ub), "--ca", ub.CAFile, "example.com"}, ExitUpstream, "answered REFUSED"},
 	}

@@ -30,7 +30,9 @@ type Options struct {
 	// OnClockTolerance, when set, is told too each time tolerate_unset_clock let a certificate
 	// that is not valid yet through (the log gets a warning either way; the command line, whose
 	// log goes nowhere, prints one).
-	OnClockTolerance func(upstream string, now, validFrom time.Time)
+	// checkedAt is when the chain was checked instead of now: the later of the build time and the
+	// chain's start of validity.
+	OnClockTolerance func(upstream string, now, checkedAt time.Time)
 	// Tune adjusts each upstream's options before it is made (tests use it for short timeouts).
 	Tune func(*upstream.Options)
 	// Grace is how long a removed upstream stays open for lookups still using it; default: the
@@ -165,7 +167,7 @@ func (e *Engine) build(cfg *uci.Config) ([]*upstream.Upstream, resolver.Options,
 			}
 			return nil, resolver.Options{}, err
 		}
-		o.Logger = e.log
+		o.Logger, o.CAFile = e.log, cfg.CAFile
 		if cfg.TolerateUnsetClock {
 			o.ClockUnsynced, o.OnClockTolerance = e.clockUnsynced, e.clockTolerated
 		}
@@ -217,7 +219,7 @@ func (e *Engine) clockUnsynced(now time.Time) bool {
 // known to be wrong: the owner should know DNS ran without a full certificate check.
 func (e *Engine) clockTolerated(upstream string, now, checkedAt time.Time) {
 	e.log.Warn("accepted a certificate that is not valid yet, because the system clock is earlier than this build of delve (tolerate_unset_clock is on); set the clock with NTP",
-		"upstream", upstream, "clock", now.UTC().Format(time.RFC3339), "valid_from", checkedAt.UTC().Format(time.RFC3339), "built", version.Built().UTC().Format(time.RFC3339))
+		"upstream", upstream, "clock", now.UTC().Format(time.RFC3339), "checked_at", checkedAt.UTC().Format(time.RFC3339), "built", version.Built().UTC().Format(time.RFC3339))
 	if e.opts.OnClockTolerance != nil {
 		e.opts.OnClockTolerance(upstream, now, checkedAt)
 	}

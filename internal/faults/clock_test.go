@@ -26,7 +26,8 @@ func TestTolerateUnsetClock(t *testing.T) {
 	past := delveBinary(t, unixTime(now.Add(-48*time.Hour)))
 	srv := newDotServer(t, dotOptions{notBefore: now.Add(24 * time.Hour), notAfter: now.Add(72 * time.Hour)}, healthy)
 	const warn = `level=WARN msg="accepted a certificate that is not valid yet, because the system clock is earlier than this build of delve (tolerate_unset_clock is on)`
-	const refused = "certificate is not valid yet (is the system clock right?)"
+	// The text goes on with the certificate's and the clock's times and what to do.
+	const refused = `certificate not valid yet: certificate "dot.delve.test" is valid only from `
 	cases := []struct {
 		name     string
 		bin      string
@@ -90,5 +91,37 @@ func TestTolerateUnsetClock(t *testing.T) {
 			}
 			t.Logf("command line: exit %d, stderr %q", code, strings.TrimSpace(stderr.String()))
 		})
+	}
+}
+
+// TestUnsetClockRefusesExpiredBeforeBuild (issue 20, finding 6): the tolerance checks a chain at
+// the build time, a lower bound of the real time, not at its NotBefore: with the clock before the
+// build, a certificate that is valid at the clock's time but expired before the build is
+// refused, and says so, through the daemon and on the command line alike.
+func TestUnsetClockRefusesExpiredBeforeBuild(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	built := now.Add(48 * time.Hour).Truncate(time.Second)
+	bin := delveBinary(t, unixTime(built))
+	srv := newDotServer(t, dotOptions{notBefore: now.Add(-10 * 24 * time.Hour), notAfter: now.Add(24 * time.Hour)}, healthy)
+	want := `certificate expired: certificate "dot.delve.test" expired at `
+	c := newConf(t)
+	c.ups = []upstreamConf{srv.upstream("expiring")}
+	c.main = []string{"option tolerate_unset_clock '1'"}
+	p := serve(t, c, serveOptions{bin: bin})
+	_, _, err := lookup(p.client(t), "clock.example", "A")
+	wantCode(t, err, api.CodeNoUpstream, want)
+	if !strings.Contains(err.Error(), "before this build of delve ("+built.UTC().Format("2006-01-02 15:04 UTC")+"), so it has expired whatever the unset clock says") {
+		t.Fatalf("the error does not name the build time: %v", err)
+	}
+	if strings.Contains(p.log.String(), "accepted a certificate") {
+		t.Fatalf("the log says a certificate was accepted:\n%s", p.log.String())
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "--config", c.path(), "--timeout", "3s", "clock2.example", "A")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("delve clock2.example: %v, stdout %q, stderr %q; want exit 3 and %q", err, stdout.String(), stderr.String(), want)
 	}
 }

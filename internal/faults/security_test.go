@@ -336,9 +336,9 @@ func TestUpstreamTLSNeverDowngraded(t *testing.T) {
 		cap  *capture
 		want string // in the lookup error
 	}{
-		{"TLS 1.0 and 1.1 only", old.upstream("old"), nil, "TLS handshake: remote error: tls: protocol version not supported"},
+		{"TLS 1.0 and 1.1 only", old.upstream("old"), nil, "TLS handshake failed: the server offers only TLS versions older than 1.2, which delve refuses (RFC 8996); use a server that speaks TLS 1.2 or 1.3"},
 		{"plain DNS that answers", upstreamConf{name: "chatty", port: chatty.port(), tlsName: testenv.TLSName, ca: old.ca.CertPEM}, chatty,
-			"TLS handshake failed: tls: first record does not look like a TLS handshake"},
+			"TLS handshake failed: the server answered in plain text, not TLS; use a DNS-over-TLS server's address and port (853), not a plain DNS one"},
 		{"plain DNS that waits (unbound)", upstreamConf{name: "quiet", port: quiet.port(), tlsName: testenv.TLSName, ca: old.ca.CertPEM}, quiet,
 			// The lookups time out (2 s) while the dial goes on; a lookup's deadline is not the
 			// upstream's failure (the failure model, internal/resolver), the dial that cannot

@@ -53,15 +53,19 @@ type Options struct {
 	// of the verified chain must match one; without, the server's own key must.
 	Pins    [][32]byte
 	RootCAs *x509.CertPool // nil: the system roots
+	CAFile  string         // the file RootCAs was read from, named in errors
 
 	IdleTimeout time.Duration // an unused connection closes after this; default 20 s
 	MaxConns    int           // connections to this server; default 1 (RFC 7766 §6.2.2)
 	MaxInFlight int           // queries in flight per connection; default 128
 	DialTimeout time.Duration // TCP connect and TLS handshake; default 5 s
 
-	// ClockUnsynced, when set and true for the current time, makes a certificate chain whose only
-	// fault is "not valid yet" acceptable: a router without a real-time clock boots in the past,
-	// and NTP may need DNS to correct it. OnClockTolerance is told each time that happens.
+	// ClockUnsynced, when set and true for the current time (earlier than this build), makes the
+	// chain be checked at the later of the build time (version.Built) and its certificates'
+	// NotBefore instead: one whose only fault is "not valid yet" passes, one that expired before
+	// the build does not. A router without a real-time clock boots in the past, and NTP may
+	// need DNS to correct it. OnClockTolerance is told each time a chain not valid at the
+	// clock's time passed so.
 	ClockUnsynced    func(now time.Time) bool
 	OnClockTolerance func(upstream string, now, checkedAt time.Time)
 
@@ -418,7 +422,7 @@ func (u *Upstream) handshakeWith(ctx context.Context, cfg *tls.Config) (*tls.Con
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 			// The dial's own deadline, not the lookup's: say which, since the lookup may have had
 			// far longer.
-			return nil, fmt.Errorf("upstream %s: the TLS handshake did not finish within the dial timeout (%v): %w", u.label(), u.opts.DialTimeout, err)
+			return nil, fmt.Errorf("upstream %s: the TLS handshake did not finish within the dial timeout (%v) although TCP connected; check that port %d serves DNS over TLS and is not overloaded (%w)", u.label(), u.opts.DialTimeout, u.opts.Port, err)
 		case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			return nil, fmt.Errorf("upstream %s: TLS handshake: %w", u.label(), err)
 		default:

@@ -11,30 +11,46 @@ import (
 var Version = "dev"
 
 // BuildTime is the build's date in Unix seconds, set with
-// -ldflags "-X github.com/delvedns/delve/internal/version.BuildTime=$SOURCE_DATE_EPOCH".
+// -ldflags "-X github.com/delvedns/delve/internal/version.BuildTime=$SOURCE_DATE_EPOCH"
+// (the Makefile, scripts/build-arch and the feed recipe do; SOURCE_DATE_EPOCH defaults to the
+// time of the last commit).
 var BuildTime = ""
 
-// Built returns when this binary was built: BuildTime, else the time of the commit it was built
-// from (recorded by the go command in a git checkout), else the zero time.
+// sourceDate is a date no later than the day this source was written (2026-12-07): a binary
+// built from it runs after that date, whatever else is unknown. It is the floor of Built for a
+// build without -X BuildTime and outside a git checkout (go test, go run).
+var sourceDate = time.Date(2026, time.December, 7, 0, 0, 0, 0, time.UTC)
+
+// Built returns a time this binary was built at or after, a lower bound of the real time when
+// it runs: the latest of BuildTime, the time of the commit it was built from (which the go
+// command records when it builds in a git checkout), and sourceDate. Each is known to be in the
+// past when the binary runs, so the latest is the tightest bound.
 func Built() time.Time {
+	t := sourceDate
 	if n, err := strconv.ParseInt(BuildTime, 10, 64); err == nil && n > 0 {
-		return time.Unix(n, 0)
+		t = later(t, time.Unix(n, 0))
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.time" {
-				if t, err := time.Parse(time.RFC3339, s.Value); err == nil {
-					return t
+				if vt, err := time.Parse(time.RFC3339, s.Value); err == nil {
+					t = later(t, vt)
 				}
 			}
 		}
 	}
-	return time.Time{}
+	return t
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // ClockBeforeBuild reports whether now is earlier than the build: the system clock cannot be
 // right, as on a router without a real-time clock before NTP has set it.
 func ClockBeforeBuild(now time.Time) bool {
-	b := Built()
-	return !b.IsZero() && now.Before(b)
+	return now.Before(Built())
 }
