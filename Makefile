@@ -13,10 +13,11 @@ LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/interna
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 ARGS    ?= openwrt.org
 
-.PHONY: help build run test lint deps
+.PHONY: help build run demo test lint deps
 help:
 	@echo 'make build   build ./delve for this machine'
 	@echo 'make run     look up $$ARGS (default: openwrt.org) over DoT: make run ARGS="example.com AAAA"'
+	@echo 'make demo    offline: delve against a DoT server on loopback (unbound), then the daemon: JSON-RPC, DNS, status'
 	@echo 'make test    install the Debian packages the tests need (as root), then lint and go test -race'
 	@echo 'make lint    gofmt and go vet'
 	@$(MAKE) -s --no-print-directory help-router
@@ -26,6 +27,14 @@ build:
 
 run:
 	$(GO) run $(GOFLAGS_BUILD) ./cmd/delve $(ARGS)
+
+# The offline way to see delve work: scripts/demo starts unbound on loopback (internal/testenv),
+# runs ./delve and delve serve against it, shows each command, and stops what it started.
+# DEMOFLAGS=-wait keeps both running until Ctrl-C.
+demo: build
+	@./scripts/ensure-debs.sh "the demo's DoT server and dig" unbound:unbound dig:bind9-dnsutils
+	@$(GO) build -o $(DIST)/.tools/demo ./scripts/demo
+	@$(DIST)/.tools/demo -delve ./delve $(DEMOFLAGS)
 
 deps:
 	./scripts/test-deps.sh

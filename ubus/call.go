@@ -154,6 +154,17 @@ func readArgs(ctx context.Context, stdin io.Reader, deadline time.Duration) ([]b
 	}
 }
 
+// Forward makes one call on the daemon's socket, as Call does but without stdin and the size
+// bound: the socket and the deadline are o's, and every failure is an *api.Error with the
+// messages Call prints (daemon_down names the socket and how to start the daemon). The
+// control commands (delve status, flush, reload) use it. params nil sends none.
+func Forward(ctx context.Context, o Options, method string, params map[string]string) (json.RawMessage, error) {
+	socket, deadline := o.resolve()
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	return forward(ctx, socket, deadline, method, params)
+}
+
 // forward makes the call on the daemon's socket. params nil sends none.
 func forward(ctx context.Context, socket string, deadline time.Duration, method string, params map[string]string) (json.RawMessage, error) {
 	var d net.Dialer

@@ -28,10 +28,16 @@ func run(args []string) int {
 		case "version", "--version":
 			fmt.Println("delve", version.Version)
 			return cli.ExitOK
+		case "help":
+			fmt.Print(cli.Usage)
+			return cli.ExitOK
 		case "serve":
 			return serve(ctx, args[1:])
 		case "rpcd":
 			return ubus.Run(ctx, args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+		}
+		if cli.IsControl(args[0]) {
+			return cli.Control(ctx, args[0], args[1:], os.Stdout, os.Stderr)
 		}
 	}
 	return cli.Run(ctx, args, os.Stdout, os.Stderr)

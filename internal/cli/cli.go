@@ -36,9 +36,10 @@ const (
 
 // Usage is the command's help text.
 const Usage = `usage: delve [flags] NAME [TYPE...]
+       delve status|flush|reload [--socket PATH] [--config FILE] [--json]
        delve serve [--config FILE]
        delve rpcd list | delve rpcd call METHOD
-       delve version
+       delve version | delve help
 
 Looks NAME up over DNS-over-TLS and prints one record's data per line. An IP address as NAME
 asks for its PTR record. TYPE is any record type (A, AAAA, MX, TXT, SRV, HTTPS, ...); default:
@@ -53,8 +54,17 @@ the configured types (A and AAAA).
   --timeout DURATION      whole-lookup deadline, e.g. 2s or 500ms (default 3s)
 
 Without an upstream and a config file: Cloudflare, 1.1.1.1 and 1.0.0.1 port 853,
-name cloudflare-dns.com. Exit status: 0 answers printed, 1 no such records (NXDOMAIN or
-NODATA), 2 usage or configuration error, 3 no upstream could answer.
+name cloudflare-dns.com.
+
+status, flush and reload talk to the running daemon on its socket (--socket, else main.socket
+of the UCI file, else /var/run/delve/delve.sock): its state as a table, empty the cache,
+re-read the UCI file (see delve status --help). A name spelled like a command (status, flush,
+reload, serve, rpcd, version, help) is looked up with a trailing dot or after --:
+delve status. or delve -- status.
+
+Exit status: 0 answers printed (a command done), 1 no such records (NXDOMAIN or NODATA),
+2 usage or configuration error (a reload refused), 3 no upstream could answer (no daemon
+answered a command).
 `
 
 // Args are the parsed command line of a lookup.
