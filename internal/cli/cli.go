@@ -36,7 +36,7 @@ const (
 
 // Usage is the command's help text.
 const Usage = `usage: delve [flags] NAME [TYPE...]
-       delve status|flush|reload [--socket PATH] [--config FILE] [--json]
+       delve status|flush|reload|redial [--socket PATH] [--config FILE] [--json]
        delve serve [--config FILE]
        delve rpcd list | delve rpcd call METHOD
        delve version | delve help
@@ -56,11 +56,11 @@ the configured types (A and AAAA).
 Without an upstream and a config file: Cloudflare, 1.1.1.1 and 1.0.0.1 port 853,
 name cloudflare-dns.com.
 
-status, flush and reload talk to the running daemon on its socket (--socket, else main.socket
-of the UCI file, else /var/run/delve/delve.sock): its state as a table, empty the cache,
-re-read the UCI file (see delve status --help). A name spelled like a command (status, flush,
-reload, serve, rpcd, version, help) is looked up with a trailing dot or after --:
-delve status. or delve -- status.
+status, flush, reload and redial talk to the running daemon on its socket (--socket, else
+main.socket of the UCI file, else /var/run/delve/delve.sock): its state as a table, empty the
+cache, re-read the UCI file, reconnect to the upstreams (see delve status --help). A name
+spelled like a command (status, flush, reload, redial, serve, rpcd, version, help) is looked up
+with a trailing dot or after --: delve status. or delve -- status.
 
 Exit status: 0 answers printed (a command done), 1 no such records (NXDOMAIN or NODATA),
 2 usage or configuration error (a reload refused), 3 no upstream could answer (no daemon
@@ -114,17 +114,7 @@ func Parse(argv []string) (*Args, error) {
 			pos = append(pos, argv[i+1:]...)
 			break
 		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(arg, "-"), "=")
-		value := func() (string, error) {
-			if hasVal {
-				return val, nil
-			}
-			if i+1 >= len(argv) {
-				return "", usagef("the flag %s needs a value", arg)
-			}
-			i++
-			return argv[i], nil
-		}
+		name, value := flagAt(argv, &i)
 		var err error
 		var v string
 		switch name {
@@ -182,6 +172,23 @@ func Parse(argv []string) (*Args, error) {
 		}
 	}
 	return a, nil
+}
+
+// flagAt reads the flag argv[*i]: its name without dashes, and a function that returns its
+// value, after "=" or else the next argument (which it then consumes by advancing *i).
+func flagAt(argv []string, i *int) (name string, value func() (string, error)) {
+	arg := argv[*i]
+	name, val, hasVal := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	return name, func() (string, error) {
+		if hasVal {
+			return val, nil
+		}
+		if *i+1 >= len(argv) {
+			return "", usagef("the flag %s needs a value", arg)
+		}
+		*i++
+		return argv[*i], nil
+	}
 }
 
 func parseTimeout(v string) (time.Duration, error) {

@@ -23,25 +23,26 @@ import (
 // number: in both cases the part that should have answered did not.
 const ExitDaemon = ExitUpstream
 
-// IsControl tells whether word, as the first argument, is a control command: status, flush or
-// reload, each one call on the daemon's socket. A name spelled like one is looked up with a
+// IsControl tells whether word, as the first argument, is a control command: status, flush,
+// reload or redial, each one call on the daemon's socket. A name spelled like one is looked up with a
 // trailing dot (delve status.) or after --.
 func IsControl(word string) bool {
 	switch word {
-	case api.MethodStatus, api.MethodFlush, api.MethodReload:
+	case api.MethodStatus, api.MethodFlush, api.MethodReload, api.MethodRedial:
 		return true
 	}
 	return false
 }
 
 // ControlUsage is the help of the control commands.
-const ControlUsage = `usage: delve status|flush|reload [--socket PATH] [--config FILE] [--json]
+const ControlUsage = `usage: delve status|flush|reload|redial [--socket PATH] [--config FILE] [--json]
 
 Talks to the running daemon (delve serve) on its JSON-RPC socket:
   status   its state as a table: upstreams, cache, lookups, uptime, memory
   flush    empties the cache
   reload   re-reads the UCI file; a bad file is refused (the refusal is printed, exit 2)
            and the daemon keeps its running configuration
+  redial   drops every upstream connection and forgets their failures (as SIGUSR1)
 
   --socket PATH    the daemon's socket (default: main.socket of the UCI file, else
                    /var/run/delve/delve.sock)
@@ -60,20 +61,10 @@ func parseControl(cmd string, argv []string) (*controlArgs, error) {
 	a := &controlArgs{}
 	for i := 0; i < len(argv); i++ {
 		arg := argv[i]
-		name, val, hasVal := strings.Cut(strings.TrimLeft(arg, "-"), "=")
 		if !strings.HasPrefix(arg, "-") || arg == "-" || arg == "--" {
 			return nil, usagef("delve %s takes no argument %q (to look up the name %s, write %s. or -- %s)", cmd, arg, cmd, cmd, cmd)
 		}
-		value := func() (string, error) {
-			if hasVal {
-				return val, nil
-			}
-			if i+1 >= len(argv) {
-				return "", usagef("the flag %s needs a value", arg)
-			}
-			i++
-			return argv[i], nil
-		}
+		name, value := flagAt(argv, &i)
 		var err error
 		switch name {
 		case "h", "help":
@@ -102,11 +93,11 @@ func parseControl(cmd string, argv []string) (*controlArgs, error) {
 	return a, nil
 }
 
-// Control runs `delve status|flush|reload [flags]` (argv are the words after the command) and
+// Control runs `delve status|flush|reload|redial [flags]` (argv are the words after the command) and
 // returns the exit status.
 func Control(ctx context.Context, cmd string, argv []string, stdout, stderr io.Writer) int {
 	if !IsControl(cmd) {
-		fmt.Fprintf(stderr, "delve: %q is not a control command (status, flush, reload)\n", cmd)
+		fmt.Fprintf(stderr, "delve: %q is not a control command (status, flush, reload, redial)\n", cmd)
 		return ExitUsage
 	}
 	a, err := parseControl(cmd, argv)
@@ -149,11 +140,17 @@ func Control(ctx context.Context, cmd string, argv []string, stdout, stderr io.W
 		fmt.Fprintf(stdout, "%s\n", b)
 		return ExitOK
 	}
+	decode := func(v any) bool {
+		if err := json.Unmarshal(res, v); err != nil {
+			fmt.Fprintf(stderr, "delve: reading the daemon's reply to %s: %v\n", cmd, err)
+			return false
+		}
+		return true
+	}
 	switch cmd {
 	case api.MethodStatus:
 		var st daemon.Status
-		if err := json.Unmarshal(res, &st); err != nil {
-			fmt.Fprintln(stderr, "delve: reading the daemon's status:", err)
+		if !decode(&st) {
 			return ExitDaemon
 		}
 		WriteStatus(stdout, &st)
@@ -161,19 +158,25 @@ func Control(ctx context.Context, cmd string, argv []string, stdout, stderr io.W
 		var r struct {
 			Flushed int `json:"flushed"`
 		}
-		if err := json.Unmarshal(res, &r); err != nil {
-			fmt.Fprintln(stderr, "delve: reading the daemon's reply to flush:", err)
+		if !decode(&r) {
 			return ExitDaemon
 		}
 		fmt.Fprintf(stdout, "flushed %d cached %s\n", r.Flushed, plural(r.Flushed, "answer", "answers"))
+	case api.MethodRedial:
+		var r struct {
+			Redialed int `json:"redialed"`
+		}
+		if !decode(&r) {
+			return ExitDaemon
+		}
+		fmt.Fprintf(stdout, "redialed %d %s: connections dropped, failures forgotten\n", r.Redialed, plural(r.Redialed, "upstream", "upstreams"))
 	case api.MethodReload:
 		var r struct {
 			File      string   `json:"file"`
 			Upstreams int      `json:"upstreams"`
 			Warnings  []string `json:"warnings"`
 		}
-		if err := json.Unmarshal(res, &r); err != nil {
-			fmt.Fprintln(stderr, "delve: reading the daemon's reply to reload:", err)
+		if !decode(&r) {
 			return ExitDaemon
 		}
 		fmt.Fprintf(stdout, "reloaded %s: %d %s\n", r.File, r.Upstreams, plural(r.Upstreams, "upstream", "upstreams"))

@@ -167,6 +167,29 @@ func TestControlFlush(t *testing.T) {
 	}
 }
 
+// TestControlRedial: delve redial drops the upstream's connection; the next lookup opens another.
+func TestControlRedial(t *testing.T) {
+	p, c, _ := controlDaemon(t, testenv.UnboundOptions{})
+	cl := p.client(t)
+	if _, _, err := lookup(cl, "a.delve.test", ""); err != nil {
+		t.Fatal(err)
+	}
+	before := status(t, cl).Upstreams[0]
+	if before.ConnsOpened != 1 {
+		t.Fatalf("%d connections opened before the redial, want 1", before.ConnsOpened)
+	}
+	out, stderr, code := runDelve(t, "redial", "--socket", c.socket)
+	if want := "redialed 1 upstream: connections dropped, failures forgotten\n"; code != 0 || out != want || stderr != "" {
+		t.Fatalf("delve redial: exit %d, stdout %q, stderr %q; want 0, %q", code, out, stderr, want)
+	}
+	if _, _, err := lookup(cl, "multi.delve.test", ""); err != nil {
+		t.Fatal(err)
+	}
+	if after := status(t, cl).Upstreams[0]; after.ConnsOpened != 2 {
+		t.Fatalf("%d connections opened after the redial and a lookup, want 2", after.ConnsOpened)
+	}
+}
+
 // TestControlReload: a good file is reloaded (the socket taken from it); a bad one is refused
 // with its error and exit 2, and the daemon keeps serving with what it ran before.
 func TestControlReload(t *testing.T) {
@@ -221,7 +244,7 @@ func TestControlNoDaemon(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("config delve 'main'\n\toption socket '"+none+"'\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"status", "flush", "reload"} {
+	for _, cmd := range []string{"status", "flush", "reload", "redial"} {
 		for _, tc := range []struct {
 			args []string
 			want string

@@ -152,34 +152,50 @@ func linesAfter(t *testing.T, out, want string, n int) []string {
 	return nil
 }
 
+// runDemo runs the demo program with args to its end (at most 2 minutes).
+func runDemo(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var o, e bytes.Buffer
+	cmd := demoCmd(ctx, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	code = exitCode(t, cmd.Run())
+	return o.String(), e.String(), code
+}
+
+// startedIn reads what the demo said it started; withDaemon: it must have started delve serve.
+func startedIn(t *testing.T, out string, withDaemon bool) started {
+	t.Helper()
+	um := unboundRE.FindStringSubmatch(out)
+	dm := daemonRE.FindStringSubmatch(out)
+	if um == nil || (withDaemon && dm == nil) {
+		t.Fatalf("the demo did not name unbound and the daemon:\n%s", out)
+	}
+	var s started
+	s.unboundPID, _ = strconv.Atoi(um[1])
+	s.dir = filepath.Dir(filepath.Dir(um[4]))
+	if withDaemon {
+		s.daemonPID, _ = strconv.Atoi(dm[1])
+	}
+	return s
+}
+
 // TestDemo runs the demo to its end and checks that each step showed the loopback server's
 // data, that the daemon answered from that server, and that nothing is left running.
 func TestDemo(t *testing.T) {
 	testenv.RequireTool(t, "unbound", "unbound")
 	testenv.RequireTool(t, "dig", "bind9-dnsutils")
 	bin := delveBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := demoCmd(ctx, "-delve", bin)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	code := exitCode(t, cmd.Run())
-	out := stdout.String()
-	if code != 0 || stderr.Len() != 0 {
-		t.Fatalf("demo: exit %d, stderr:\n%s\nstdout:\n%s", code, stderr.String(), out)
+	out, stderr, code := runDemo(t, "-delve", bin)
+	if code != 0 || stderr != "" {
+		t.Fatalf("demo: exit %d, stderr:\n%s\nstdout:\n%s", code, stderr, out)
 	}
 	t.Logf("demo output:\n%s", out)
 
-	um := unboundRE.FindStringSubmatch(out)
-	dm := daemonRE.FindStringSubmatch(out)
-	if um == nil || dm == nil {
-		t.Fatalf("the demo did not name unbound and the daemon:\n%s", out)
-	}
-	var s started
-	s.unboundPID, _ = strconv.Atoi(um[1])
-	s.daemonPID, _ = strconv.Atoi(dm[1])
+	s := startedIn(t, out, true)
+	um, dm := unboundRE.FindStringSubmatch(out), daemonRE.FindStringSubmatch(out)
 	ubAddr, ubPort, ca := um[2], um[3], um[4]
-	s.dir = filepath.Dir(filepath.Dir(ca))
 	socket, listen, listenPort := dm[2], dm[3], dm[4]
 	if filepath.Dir(socket) != s.dir {
 		t.Errorf("the socket %s is not in the demo's directory %s", socket, s.dir)
@@ -264,14 +280,7 @@ func TestDemoInterrupted(t *testing.T) {
 	if code != 130 || !strings.Contains(stderr.String(), "interrupted") {
 		t.Fatalf("demo after SIGINT: exit %d, stderr %q; want 130\n%s", code, stderr.String(), out.String())
 	}
-	um, dm := unboundRE.FindStringSubmatch(out.String()), daemonRE.FindStringSubmatch(out.String())
-	if um == nil || dm == nil {
-		t.Fatalf("the demo did not name unbound and the daemon:\n%s", out.String())
-	}
-	var s started
-	s.unboundPID, _ = strconv.Atoi(um[1])
-	s.daemonPID, _ = strconv.Atoi(dm[1])
-	s.dir = filepath.Dir(filepath.Dir(um[4]))
+	s := startedIn(t, out.String(), true)
 	checkStopped(t, out.String(), s)
 }
 
@@ -283,21 +292,10 @@ func TestDemoFailureStopsUnbound(t *testing.T) {
 	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'this delve is broken' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := demoCmd(ctx, "-delve", broken)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	code := exitCode(t, cmd.Run())
-	if code != 1 || !strings.Contains(stderr.String(), "demo: running "+broken+" @127.0.0.1:") || !strings.Contains(stdout.String(), "this delve is broken") {
-		t.Fatalf("demo with a broken delve: exit %d, stderr %q\n%s", code, stderr.String(), stdout.String())
+	stdout, stderr, code := runDemo(t, "-delve", broken)
+	if code != 1 || !strings.Contains(stderr, "demo: running "+broken+" @127.0.0.1:") || !strings.Contains(stdout, "this delve is broken") {
+		t.Fatalf("demo with a broken delve: exit %d, stderr %q\n%s", code, stderr, stdout)
 	}
-	um := unboundRE.FindStringSubmatch(stdout.String())
-	if um == nil {
-		t.Fatalf("the demo did not name unbound:\n%s", stdout.String())
-	}
-	var s started
-	s.unboundPID, _ = strconv.Atoi(um[1])
-	s.dir = filepath.Dir(filepath.Dir(um[4]))
-	checkStopped(t, stdout.String(), s)
+	s := startedIn(t, stdout, false)
+	checkStopped(t, stdout, s)
 }
