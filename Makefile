@@ -31,8 +31,9 @@ run:
 # The offline way to see delve work: scripts/demo starts unbound on loopback (internal/testenv),
 # runs ./delve and delve serve against it, shows each command, and stops what it started.
 # DEMOFLAGS=-wait keeps both running until Ctrl-C.
-demo: build
+demo:
 	@./scripts/ensure-debs.sh "the demo's DoT server and dig" unbound:unbound dig:bind9-dnsutils
+	@$(MAKE) --no-print-directory build
 	@$(GO) build -o $(DIST)/.tools/demo ./scripts/demo
 	@$(DIST)/.tools/demo -delve ./delve $(DEMOFLAGS)
 
