@@ -59,7 +59,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGPIPE too: with its output gone (make demo | head), the demo stops and cleans up
+	// rather than dying with its directory left behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 	defer stop()
 	d := &demo{out: stdout, delve: *delve}
 	err := d.run(ctx, *wait)
