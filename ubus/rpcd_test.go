@@ -351,7 +351,7 @@ func startDaemon(t *testing.T, ub *testenv.Unbound, timeoutMS int, upstreams [][
 			t.Errorf("delve serve did not stop on SIGTERM; log:\n%s", d.log)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		c, err := net.Dial("unix", d.socket)
 		if err == nil {
 			c.Close()
@@ -613,10 +613,7 @@ func TestLookupTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	holdSilently(t, hang)
-	deadPort, err := testenv.FreePort("tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
+	deadPort := testenv.DeadPort(t)
 	d := startDaemon(t, ub, 500, [][2]string{
 		{"hang", hang.Addr().String()},
 		{"dead", net.JoinHostPort("127.0.0.1", fmt.Sprint(deadPort))},

@@ -184,7 +184,7 @@ func TestErrors(t *testing.T) {
 	if err := other.WriteFile(otherCA); err != nil {
 		t.Fatal(err)
 	}
-	deadPort, _ := testenv.FreePort("tcp")
+	deadPort := testenv.DeadPort(t)
 	port := strconv.Itoa(ub.Port)
 	cases := []struct {
 		name string

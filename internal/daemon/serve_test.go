@@ -279,7 +279,7 @@ func TestShutdownWithLookupsInFlight(t *testing.T) {
 			errs <- err
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // the lookups are waiting on the upstream
+	waitAsked(t, cl, "slow", n) // the lookups are waiting on the upstream
 	r.cancel()
 	for range n {
 		if err := <-errs; err != nil {

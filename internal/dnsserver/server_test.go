@@ -171,10 +171,7 @@ func TestMalformed(t *testing.T) {
 		t.Fatalf("TCP: first reply is not the good query's: %v", r)
 	}
 	want := uint64(len(badUDP) + len(bad))
-	for range 300 {
-		if s.Stats().Malformed >= want {
-			break
-		}
+	for deadline := time.Now().Add(30 * time.Second); s.Stats().Malformed < want && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if st := s.Stats(); st.Malformed != want || st.Answered != 2 {

@@ -151,7 +151,7 @@ func TestApplyKeepsUnchangedUpstreams(t *testing.T) {
 	if st := after["a"].Stats(); st.ConnsOpened != 1 || st.OpenConns != 1 {
 		t.Fatalf("unchanged upstream lost its connection: %+v", st)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for before["b"].Stats().OpenConns != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the replaced upstream was not closed after the grace period")
@@ -201,7 +201,7 @@ func TestRetiredUpstreamsPruned(t *testing.T) {
 		t.Fatalf("%d retired upstreams after one reload, want 1", n)
 	}
 	for e.Retired() != 0 {
-		if time.Since(began) > 10*time.Second {
+		if time.Since(began) > long/2 {
 			t.Fatalf("u0 is still retired after %v: its grace is the new timeout (%v), not its own (%v)", time.Since(began), long, short)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -223,7 +223,7 @@ func TestRetiredUpstreamsPruned(t *testing.T) {
 	if n := e.Retired(); n < 2 || n > 20 {
 		t.Fatalf("%d retired upstreams right after 20 reloads", n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for e.Retired() != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d upstreams still retired, want only u1", e.Retired())

@@ -39,9 +39,11 @@ func TestPrimaryKilledUnderLoad(t *testing.T) {
 			watch := p.client(t)
 			ld := startLoad(t, []*jsonrpc.Client{p.client(t), p.client(t)}, 8, 50000, 60*time.Second, "kill"+how)
 
-			time.Sleep(700 * time.Millisecond)
-			if st := status(t, watch); st.Upstreams[0].Queries == 0 || st.Upstreams[0].OpenConns != 1 {
-				t.Fatalf("the primary is not carrying the load: %+v", st.Upstreams[0])
+			if _, ok := eventually(30*time.Second, func() bool {
+				st := status(t, watch)
+				return st.Upstreams[0].Queries > 0 && st.Upstreams[0].OpenConns == 1
+			}); !ok {
+				t.Fatalf("the primary is not carrying the load: %+v", status(t, watch).Upstreams[0])
 			}
 			var err error
 			if how == "SIGKILL" {
@@ -52,7 +54,7 @@ func TestPrimaryKilledUnderLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			detect, down := eventually(5*time.Second, func() bool { return !status(t, watch).Upstreams[0].Healthy })
+			detect, down := eventually(30*time.Second, func() bool { return !status(t, watch).Upstreams[0].Healthy })
 			if !down {
 				t.Fatal("the dead primary was never marked down")
 			}
@@ -241,7 +243,7 @@ func TestFaultyUpstreams(t *testing.T) {
 				return st.Upstreams[0].OpenConns == 0 && srv.liveConns() == 0
 			}
 			work.Close()
-			if _, ok := eventually(10*time.Second, settled); !ok {
+			if _, ok := eventually(30*time.Second, settled); !ok {
 				t.Fatalf("the first connection did not idle out: %+v", status(t, cl).Upstreams[0])
 			}
 			base := status(t, cl)
@@ -358,7 +360,7 @@ func TestWANFlap(t *testing.T) {
 	// The interface event: SIGUSR1 drops every connection.
 	p.signal(t, syscall.SIGUSR1)
 	p.waitCount(t, "reconnecting every upstream", 1)
-	if _, ok := eventually(5*time.Second, func() bool { return status(t, cl).Upstreams[0].OpenConns == 0 }); !ok {
+	if _, ok := eventually(30*time.Second, func() bool { return status(t, cl).Upstreams[0].OpenConns == 0 }); !ok {
 		t.Fatal("SIGUSR1 left a connection open")
 	}
 	dUSR1 := must("after SIGUSR1")

@@ -253,7 +253,7 @@ func (p *proc) stop(t testing.TB) int {
 // waitLog waits until the log holds s.
 func (p *proc) waitLog(t testing.TB, s string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang, not a speed
 	for !strings.Contains(p.log.String(), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the log never said %q:\n%s", s, p.log.String())
@@ -340,7 +340,7 @@ func (p *proc) count(s string) int { return strings.Count(p.log.String(), s) }
 // waitCount waits until s appears at least n times in the log.
 func (p *proc) waitCount(t testing.TB, s string, n int) {
 	t.Helper()
-	if _, ok := eventually(10*time.Second, func() bool { return p.count(s) >= n }); !ok {
+	if _, ok := eventually(30*time.Second, func() bool { return p.count(s) >= n }); !ok {
 		t.Fatalf("the log said %q %d times, want %d:\n%s", s, p.count(s), n, p.log.String())
 	}
 }

@@ -492,7 +492,7 @@ func TestHostileInput(t *testing.T) {
 	cl.Close()
 	bystanderWS.Close()
 	var after daemonStatus
-	settled, ok := eventually(15*time.Second, func() bool {
+	settled, ok := eventually(30*time.Second, func() bool {
 		after = count()
 		return after.Process.Goroutines <= before.Process.Goroutines && after.Process.OpenFDs <= before.Process.OpenFDs
 	})

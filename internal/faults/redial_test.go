@@ -101,7 +101,7 @@ func TestRedialMethod(t *testing.T) {
 		if healthy, _, _ := byName("dead"); !healthy {
 			t.Fatalf("redial over the %s did not forget the dead upstream's failures", r.via)
 		}
-		if _, ok := eventually(5*time.Second, func() bool { _, open, _ := byName("wan"); return open == 0 }); !ok {
+		if _, ok := eventually(30*time.Second, func() bool { _, open, _ := byName("wan"); return open == 0 }); !ok {
 			t.Fatalf("redial over the %s left a connection open", r.via)
 		}
 		if err := miss(""); err != nil {

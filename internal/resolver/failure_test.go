@@ -201,7 +201,7 @@ func servfailServer(t *testing.T, all bool) (*dotServer, *atomic.Int64) {
 // waitChecks waits until no SERVFAIL check runs on any upstream of r.
 func waitChecks(t *testing.T, r *Resolver) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		busy := false
 		for _, m := range r.set.Load().members {

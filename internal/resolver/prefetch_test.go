@@ -26,7 +26,7 @@ func agedEntry(r *Resolver, name, addr string, ttl, age time.Duration) *dns.Msg 
 // waitAddr waits until the cache answers q with addr.
 func waitAddr(t *testing.T, r *Resolver, q *dns.Msg, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if e := r.cache.get(keyOf(q), time.Now()); e != nil && e.msg.Answer[0].(*dns.A).A.String() == addr {
 			return

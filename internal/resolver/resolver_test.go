@@ -92,11 +92,7 @@ func unboundUpstream(t *testing.T, ub *testenv.Unbound, name string) *upstream.U
 // deadUpstream points at a loopback port nobody listens on.
 func deadUpstream(t *testing.T, name string) *upstream.Upstream {
 	t.Helper()
-	port, err := testenv.FreePort("tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := upstream.New(upstream.Options{Name: name, Address: "127.0.0.1", Port: port, TLSName: "dot.delve.test"})
+	u, err := upstream.New(upstream.Options{Name: name, Address: "127.0.0.1", Port: testenv.DeadPort(t), TLSName: "dot.delve.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,16 +207,23 @@ func TestCache(t *testing.T) {
 func TestCacheAgesTTL(t *testing.T) {
 	srv := newDoTServer(t, reply(dns.RcodeSuccess, 0))
 	r := newResolver(t, Options{CacheSize: 10}, srv.upstream(t, "s"))
+	t0 := time.Now()
 	if _, err := lookupA(t, r, "age.example"); err != nil {
 		t.Fatal(err)
 	}
+	t1 := time.Now()
 	time.Sleep(1100 * time.Millisecond)
+	t2 := time.Now()
 	res, err := lookupA(t, r, "age.example")
+	t3 := time.Now()
 	if err != nil || !res.Cached {
 		t.Fatal(res, err)
 	}
-	if ttl := res.Answers[0].Header().Ttl; ttl != 59 {
-		t.Fatalf("TTL %d after a second in the cache, want 59", ttl)
+	// The entry's age is between t2-t1 and t3-t0, 59 s left on an idle machine; a busy one can
+	// make it older, never younger.
+	hi, lo := 60-uint32(t2.Sub(t1)/time.Second), 60-uint32(t3.Sub(t0)/time.Second)
+	if ttl := res.Answers[0].Header().Ttl; ttl < lo || ttl > hi || ttl >= 60 {
+		t.Fatalf("TTL %d after %v-%v in the cache, want %d-%d", ttl, t2.Sub(t1), t3.Sub(t0), lo, hi)
 	}
 }
 
@@ -287,7 +290,7 @@ func TestFailoverBackoffAndProbe(t *testing.T) {
 	if err := primary.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ups, _ := r.Status()
 		if ups[0].Healthy {
@@ -304,20 +307,26 @@ func TestFailoverBackoffAndProbe(t *testing.T) {
 	}
 }
 
+// TestAllDownFailsFast: with every upstream known down, a lookup fails without dialling any.
+// (Counting dials, not timing: a refused dial to loopback is fast too.)
 func TestAllDownFailsFast(t *testing.T) {
-	r := newResolver(t, Options{Timeout: 2 * time.Second, BackoffMin: time.Hour}, deadUpstream(t, "d1"), deadUpstream(t, "d2"))
+	d1, d2 := deadUpstream(t, "d1"), deadUpstream(t, "d2")
+	r := newResolver(t, Options{Timeout: 2 * time.Second, BackoffMin: time.Hour}, d1, d2)
 	for range 3 {
 		if _, err := lookupA(t, r, "x.example"); !errors.Is(err, ErrNoUpstream) {
 			t.Fatalf("err = %v", err)
 		}
 	}
-	start := time.Now()
+	dials := func() uint64 {
+		return d1.Stats().ConnsOpened + d1.Stats().DialFails + d2.Stats().ConnsOpened + d2.Stats().DialFails
+	}
+	before := dials()
 	_, err := lookupA(t, r, "y.example")
 	if !errors.Is(err, ErrNoUpstream) {
 		t.Fatalf("err = %v", err)
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Fatalf("a lookup with every upstream known down took %v", d)
+	if n := dials() - before; n != 0 {
+		t.Fatalf("a lookup with every upstream known down dialled %d times", n)
 	}
 }
 
@@ -638,7 +647,7 @@ func TestWorkersAreReused(t *testing.T) {
 	if n := r2.spawns.Load(); n <= MaxIdleWorkers {
 		t.Errorf("40 concurrent slow misses started only %d workers", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for r2.idle.Load() > MaxIdleWorkers && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -191,5 +192,21 @@ func TestFreePort(t *testing.T) {
 	}
 	if _, err := FreePort("unix"); err == nil {
 		t.Error("FreePort(unix) succeeded")
+	}
+}
+
+// TestDeadPort: a connect to the dead port is refused, and nothing else can bind it meanwhile.
+func TestDeadPort(t *testing.T) {
+	port := DeadPort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatalf("a connect to the dead port %d succeeded", port)
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("a connect to the dead port %d: %v, want connection refused", port, err)
+	}
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Fatalf("another listener could bind the dead port %d", port)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 )
 
 // MinPort is the lowest port FreePort hands out: low ports belong to real services (5353 is mDNS).
@@ -108,4 +109,26 @@ func bindable(network, addr string) error {
 		defer c.Close()
 	}
 	return nil
+}
+
+// DeadPort returns a TCP port on 127.0.0.1 where nothing listens, and nothing can while the test
+// runs: a socket bound to it, never listening and without SO_REUSEADDR, holds it, so a connect is
+// refused at once and no other bind can take the port. (A port found free and let go could be
+// taken by another test before the connect.)
+func DeadPort(t testing.TB) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("holding a dead port: %v", err)
+	}
+	syscall.CloseOnExec(fd)
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("holding a dead port: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("holding a dead port: %v", err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
 }

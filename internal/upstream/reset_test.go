@@ -86,12 +86,10 @@ func TestResetAbandonsDial(t *testing.T) {
 	}
 	dead.Store(false)
 	u.Reset()
-	start := time.Now()
-	if _, err := u.Exchange(ctxT(t, 3*time.Second), query("after.example.")); err != nil {
+	// A deadline shorter than the 10 s DialTimeout: an exchange that waited for the dial over the
+	// dead link fails with it.
+	if _, err := u.Exchange(ctxT(t, 8*time.Second), query("after.example.")); err != nil {
 		t.Fatalf("after Reset: %v", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("the first exchange after Reset took %v", d)
 	}
 	if st := u.Stats(); st.OpenConns != 1 || st.ConnsOpened != 1 {
 		t.Fatalf("stats %+v", st)
