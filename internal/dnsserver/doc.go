@@ -23,6 +23,8 @@
 //	  a response (QR set), UDP over 4096 octets
 //	UDP over the per-client rate                no reply (nothing to reflect); counted
 //	TCP over the per-client rate                REFUSED (+ EDE 18 Prohibited)
+//	a TCP connection beyond 16 from one client  closed at accept, counted (Stats.TCPRefused): one
+//	  (IPv6: one /64) or 64 in all              client cannot take every slot (MaxTCPPerClient)
 //
 // EDNS: a reply carries an OPT (UDP size 1232, the client's DO) exactly when the query did, with
 // the upstream's Extended DNS Errors; a padded query gets a padded reply (RFC 7830 §4, blocks of

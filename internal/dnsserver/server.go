@@ -23,8 +23,13 @@ const (
 	DefaultTimeout     = 3 * time.Second
 	DefaultRateLimit   = 100 // queries per second per client address
 	DefaultMaxTCPConns = 64
-	DefaultTCPIdle     = 10 * time.Second
-	DefaultMaxInFlight = 512
+	// DefaultMaxTCPPerClient is a quarter of DefaultMaxTCPConns: one client cannot take every
+	// slot (a query every few seconds per connection keeps them open), and dnsmasq, which opens
+	// a connection per TCP query it forwards and closes it after the answer, has far more than
+	// a household's TCP retries at once.
+	DefaultMaxTCPPerClient = 16
+	DefaultTCPIdle         = 10 * time.Second
+	DefaultMaxInFlight     = 512
 )
 
 // Resolver answers one question. *resolver.Resolver is one. A Resolver that also has
@@ -63,8 +68,13 @@ type Options struct {
 	// internal/resolver), so one subnet's answer is not given to another.
 	ForwardECS bool
 
-	MaxTCPConns int           // concurrent TCP connections over all addresses; default 64
-	TCPIdle     time.Duration // a TCP connection with nothing in flight closes after this; default 10 s
+	MaxTCPConns int // concurrent TCP connections over all addresses; default 64
+	// MaxTCPPerClient bounds the TCP connections of one client: one source address, or one /64
+	// for IPv6 (a host picks its addresses within its /64 at will). Default 16. A connection
+	// beyond either limit is closed as soon as it is accepted, and counted in TCPRefused.
+	// Loopback clients are counted like any other: a local process must not take dnsmasq's slots.
+	MaxTCPPerClient int
+	TCPIdle         time.Duration // a TCP connection with nothing in flight closes after this; default 10 s
 	// MaxInFlight bounds the UDP queries waiting for an upstream at once; one beyond it is
 	// dropped (the client retries). Default 512. TCP queries are bounded by connection instead:
 	// MaxTCPConns connections with at most 16 queries in flight each.
@@ -102,6 +112,7 @@ type Stats struct {
 	Malformed   uint64 `json:"malformed"`    // packets dropped as not parseable or not a query
 	RateLimited uint64 `json:"rate_limited"` // queries over the per-client limit (dropped or refused)
 	Overloaded  uint64 `json:"overloaded"`   // UDP queries dropped because MaxInFlight were waiting
+	TCPRefused  uint64 `json:"tcp_refused"`  // TCP connections closed at accept: over MaxTCPConns or MaxTCPPerClient
 	TCPConns    int    `json:"tcp_connections"`
 }
 
@@ -119,12 +130,13 @@ func (s Stats) Plus(later Stats) Stats {
 	s.Malformed += later.Malformed
 	s.RateLimited += later.RateLimited
 	s.Overloaded += later.Overloaded
+	s.TCPRefused += later.TCPRefused
 	s.TCPConns = later.TCPConns
 	return s
 }
 
 type counters struct {
-	udp, tcp, answered, cached, refused, formerr, servfail, truncated, malformed, limited, overloaded atomic.Uint64
+	udp, tcp, answered, cached, refused, formerr, servfail, truncated, malformed, limited, overloaded, tcpRefused atomic.Uint64
 }
 
 // Server is a running listener. Its methods are safe for concurrent use.
@@ -150,7 +162,8 @@ type Server struct {
 	mu       sync.Mutex
 	closed   bool
 	conns    map[*tcpConn]struct{}
-	stopping chan struct{} // closed by Close
+	perTCP   map[netip.Addr]int // open TCP connections by client (tcpClient)
+	stopping chan struct{}      // closed by Close
 }
 
 // Listen binds every address over UDP and TCP, or none: on an error it releases what it bound
@@ -174,6 +187,9 @@ func Listen(o Options) (*Server, error) {
 	if o.MaxTCPConns <= 0 {
 		o.MaxTCPConns = DefaultMaxTCPConns
 	}
+	if o.MaxTCPPerClient <= 0 {
+		o.MaxTCPPerClient = DefaultMaxTCPPerClient
+	}
 	if o.TCPIdle <= 0 {
 		o.TCPIdle = DefaultTCPIdle
 	}
@@ -188,6 +204,7 @@ func Listen(o Options) (*Server, error) {
 		log:      o.Logger,
 		res:      o.Resolver,
 		conns:    make(map[*tcpConn]struct{}),
+		perTCP:   make(map[netip.Addr]int),
 		stopping: make(chan struct{}),
 	}
 	s.fast, _ = o.Resolver.(fastResolver)
@@ -300,7 +317,7 @@ func (s *Server) Stats() Stats {
 		UDPQueries: c.udp.Load(), TCPQueries: c.tcp.Load(), Answered: c.answered.Load(),
 		Cached: c.cached.Load(), Refused: c.refused.Load(), FormErr: c.formerr.Load(),
 		ServFail: c.servfail.Load(), Truncated: c.truncated.Load(), Malformed: c.malformed.Load(),
-		RateLimited: c.limited.Load(), Overloaded: c.overloaded.Load(), TCPConns: n,
+		RateLimited: c.limited.Load(), Overloaded: c.overloaded.Load(), TCPRefused: c.tcpRefused.Load(), TCPConns: n,
 	}
 }
 

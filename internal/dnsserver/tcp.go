@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -25,10 +26,12 @@ const (
 // tcpConn is one client connection (RFC 7766): queries are read one after another and answered
 // as they complete, possibly out of order (§6.2.1.1, §7), each reply written whole (§8).
 type tcpConn struct {
-	nc   *net.TCPConn
-	wmu  sync.Mutex
-	busy sync.WaitGroup // queries in flight on this connection
-	sem  chan struct{}
+	nc     *net.TCPConn
+	addr   netip.Addr // the client's address
+	client netip.Addr // what MaxTCPPerClient counts: addr, or its /64
+	wmu    sync.Mutex
+	busy   sync.WaitGroup // queries in flight on this connection
+	sem    chan struct{}
 }
 
 func (s *Server) acceptTCP(l *net.TCPListener) {
@@ -47,19 +50,36 @@ func (s *Server) acceptTCP(l *net.TCPListener) {
 			}
 			continue
 		}
-		c := &tcpConn{nc: nc, sem: make(chan struct{}, tcpPipeline)}
+		addr := nc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+		c := &tcpConn{nc: nc, addr: addr, client: tcpClient(addr), sem: make(chan struct{}, tcpPipeline)}
 		s.mu.Lock()
-		if s.closed || len(s.conns) >= s.opts.MaxTCPConns {
+		if s.closed || len(s.conns) >= s.opts.MaxTCPConns || s.perTCP[c.client] >= s.opts.MaxTCPPerClient {
+			closed := s.closed
 			s.mu.Unlock()
 			_ = nc.Close()
+			if !closed {
+				s.stats.tcpRefused.Add(1)
+				s.log.Debug("closing a TCP connection at accept: too many", "client", addr, "limit", s.opts.MaxTCPConns, "per_client", s.opts.MaxTCPPerClient)
+			}
 			continue
 		}
 		s.conns[c] = struct{}{}
+		s.perTCP[c.client]++
 		// This loop holds a count of s.loops, so adding here never races with a Wait at zero.
 		s.loops.Add(1)
 		s.mu.Unlock()
 		go s.serveTCP(c)
 	}
+}
+
+// tcpClient is the client MaxTCPPerClient counts a connection from: its IPv4 address, or the /64
+// of its IPv6 address, within which a host may use as many addresses as it likes (RFC 8981).
+func tcpClient(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return a
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.Addr()
 }
 
 func (s *Server) serveTCP(c *tcpConn) {
@@ -69,6 +89,9 @@ func (s *Server) serveTCP(c *tcpConn) {
 		_ = c.nc.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
+		if s.perTCP[c.client]--; s.perTCP[c.client] <= 0 {
+			delete(s.perTCP, c.client)
+		}
 		s.mu.Unlock()
 	}()
 	r := bufio.NewReaderSize(c.nc, 2048)
@@ -99,7 +122,7 @@ func (s *Server) handleTCP(c *tcpConn, pkt []byte) {
 		return
 	}
 	s.stats.tcp.Add(1)
-	client := c.nc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	client := c.addr
 	q := &query{msg: m, client: client}
 	if r := s.policy(q); r != nil {
 		s.sendTCP(c, q, r, resolver.Info{}, true)
