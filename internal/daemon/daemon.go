@@ -62,6 +62,8 @@ type Options struct {
 	Signals <-chan os.Signal
 	// Tune adjusts every upstream's options (tests use short timeouts).
 	Tune func(*upstream.Options)
+	// TuneWS adjusts the WebSocket server's options (tests).
+	TuneWS func(*ws.Options)
 }
 
 // Daemon is a running `delve serve`.
@@ -366,7 +368,11 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 }
 
 func (d *Daemon) newWS(addr, token string) (*ws.Server, net.Listener, error) {
-	srv := ws.NewServer(ws.Options{Handler: d.handlerFor("websocket"), Hub: &d.hub, Token: token, Logger: d.log})
+	o := ws.Options{Handler: d.handlerFor("websocket"), Hub: &d.hub, Token: token, Logger: d.log}
+	if d.opts.TuneWS != nil {
+		d.opts.TuneWS(&o)
+	}
+	srv := ws.NewServer(o)
 	l, err := srv.Listen(addr)
 	if err != nil {
 		return nil, nil, err

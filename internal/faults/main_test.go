@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/delvedns/delve/internal/daemon"
+	"github.com/delvedns/delve/internal/jsonrpc/ws"
 	"github.com/delvedns/delve/internal/upstream"
 )
 
 // A tuned daemon is this test binary started again with childEnv set to a configuration file:
 // it runs `delve serve` as cmd/delve does, plus the daemon's Tune hook with the durations in
-// tuneEnv ("idle=500ms,dial=1s"). The real binary cannot be tuned, and the fault tests need idle
+// tuneEnv ("idle=500ms,dial=1s"; wsrequest sets the WebSocket's RequestTimeout). The real binary cannot be tuned, and the fault tests need idle
 // connections to close in well under the default 20 s to count what is left after the faults.
 const (
 	childEnv = "DELVE_FAULTS_DAEMON"
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // runChild is the tuned daemon: cmd/delve's serve with Options.Tune.
 func runChild(path, tune string) int {
-	var idle, dial time.Duration
+	var idle, dial, wsRequest time.Duration
 	for _, kv := range strings.Split(tune, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		d, err := time.ParseDuration(v)
@@ -54,6 +55,8 @@ func runChild(path, tune string) int {
 			idle = d
 		case "dial":
 			dial = d
+		case "wsrequest":
+			wsRequest = d
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -64,6 +67,10 @@ func runChild(path, tune string) int {
 		}
 		if dial > 0 {
 			o.DialTimeout = dial
+		}
+	}, TuneWS: func(o *ws.Options) {
+		if wsRequest > 0 {
+			o.RequestTimeout = wsRequest
 		}
 	}})
 	if err != nil {

@@ -20,9 +20,8 @@ import (
 // armv7, where flash is what a router has least of), so this file reads the requests with
 // http.ReadRequest and answers them itself, with the limits the Server had been given.
 const (
-	readHeaderTimeout = 10 * time.Second // from accept or from the first byte of a request to its last header
-	idleTimeout       = 30 * time.Second // between requests on a kept-alive connection
-	maxHeaderBytes    = 16 << 10
+	writeTimeout   = 10 * time.Second // of an answer before the upgrade
+	maxHeaderBytes = 16 << 10
 	// readLimit is what one request may read, as net/http counts it: the header limit plus a
 	// bufio.Reader's worth.
 	readLimit = maxHeaderBytes + 4096
@@ -30,18 +29,48 @@ const (
 
 // httpConn is a plain HTTP connection, from accept until it closes or is hijacked for a WebSocket.
 type httpConn struct {
-	nc     net.Conn
-	active bool // a request is being read or answered; Shutdown closes only the others
+	nc      net.Conn
+	seq     uint64 // accept order
+	active  bool   // a request has been read and is being answered; Shutdown closes only the others
+	evicted bool   // closed to make room for a newer connection (see track)
 }
 
-// track registers a new connection; false when the server is shutting down.
+// track registers a new connection; false when it must be closed: the server is shutting down,
+// or MaxPending connections are being answered. When MaxPending connections have not finished
+// their upgrade, the oldest of them that has not sent a whole request is closed to make room: a
+// client that connects and sends nothing (or trickles its headers) cannot keep a newer client
+// out, and the descriptors, goroutines and buffers of connections that are not WebSockets yet
+// stay bounded. A legitimate client sends its request within a round trip of connecting, so only
+// a flood of new connections within that time can evict it.
 func (s *Server) track(hc *httpConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
+	if s.pending >= s.opts.MaxPending {
+		var oldest *httpConn
+		for c := range s.plain {
+			if !c.active && !c.evicted && (oldest == nil || c.seq < oldest.seq) {
+				oldest = c
+			}
+		}
+		if oldest == nil {
+			return false
+		}
+		oldest.evicted = true
+		s.pending--
+		oldest.nc.Close() // its goroutine ends, and untracks it
+		s.evictions++
+		if s.evictions&(s.evictions-1) == 0 { // 1, 2, 4, 8...: a flood is one line per doubling
+			s.log.Warn("closing WebSocket connections that have not sent their upgrade request, to make room for newer ones",
+				"limit", s.opts.MaxPending, "closed_so_far", s.evictions)
+		}
+	}
+	s.seq++
+	hc.seq = s.seq
 	s.plain[hc] = struct{}{}
+	s.pending++
 	s.plainWG.Add(1)
 	return true
 }
@@ -50,7 +79,12 @@ func (s *Server) track(hc *httpConn) bool {
 func (s *Server) untrack(hc *httpConn) {
 	s.mu.Lock()
 	_, ok := s.plain[hc]
-	delete(s.plain, hc)
+	if ok {
+		delete(s.plain, hc)
+		if !hc.evicted {
+			s.pending--
+		}
+	}
 	s.mu.Unlock()
 	if ok {
 		s.plainWG.Done()
@@ -102,14 +136,14 @@ func (s *Server) serveHTTP1(hc *httpConn) {
 	bw := bufio.NewWriterSize(nc, 4096)
 	for first := true; ; first = false {
 		if !first {
-			// Idle: wait for the next request's first byte as long as idleTimeout.
-			nc.SetReadDeadline(time.Now().Add(idleTimeout))
+			// Idle: wait for the next request's first byte as long as RequestTimeout.
+			nc.SetReadDeadline(time.Now().Add(s.opts.RequestTimeout))
 			lr.remain = math.MaxInt64
 			if _, err := br.Peek(1); err != nil {
 				return
 			}
 		}
-		nc.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+		nc.SetReadDeadline(time.Now().Add(s.opts.RequestTimeout))
 		lr.remain = readLimit
 		r, err := http.ReadRequest(br)
 		if !s.setActive(hc, true) {
@@ -296,7 +330,7 @@ func (w *response) finish(r *http.Request, closing bool) error {
 	if r.Method != http.MethodHead {
 		bw.Write(w.body.Bytes())
 	}
-	w.nc.SetWriteDeadline(time.Now().Add(readHeaderTimeout))
+	w.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	err := bw.Flush()
 	w.nc.SetWriteDeadline(time.Time{})
 	return err

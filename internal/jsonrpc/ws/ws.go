@@ -1,5 +1,14 @@
 // Package ws serves delve's JSON-RPC 2.0 methods on a WebSocket, one message per text frame, with
 // the dispatch of package jsonrpc, plus "subscribe" to a live stream of lookup events.
+//
+// Limits, before and after the upgrade:
+//   - a connection must send its upgrade request (headers included) within 5 s of connecting,
+//     and at most Options.MaxPending (16) connections may be waiting for or sending theirs: a
+//     newer one closes the oldest of them that has not sent a whole request, so connections
+//     that send nothing cannot hold the daemon's descriptors (which its upstream dials need) or
+//     keep a client out;
+//   - at most Limits.MaxConns (64) WebSocket connections; more are answered HTTP 503;
+//   - a frame of at most Limits.MaxMessage (64 KiB); a bigger one closes the connection (1009).
 package ws
 
 import (
@@ -35,8 +44,10 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultWriteTimeout = 10 * time.Second
-	DefaultPingInterval = 30 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultPingInterval   = 30 * time.Second
+	DefaultMaxPending     = 16
+	DefaultRequestTimeout = 5 * time.Second
 )
 
 // Options configures a Server. A zero field means its default.
@@ -54,6 +65,15 @@ type Options struct {
 	// Limits as for the socket; MaxMessage bounds a frame (a bigger one closes the connection
 	// with 1009) and MaxConns the WebSocket connections (more get HTTP 503).
 	Limits jsonrpc.Limits
+	// MaxPending bounds the connections that have not finished their upgrade; a newer one closes
+	// the oldest of them that has not sent a whole request (see track). Default 16.
+	MaxPending int
+	// RequestTimeout is how long a connection may take, from accept (or, kept alive, from the
+	// first byte of its next request) to the last header of its request, and how long a kept-alive
+	// connection may wait between requests. Default 5 s: a client sends its upgrade request a
+	// round trip after connecting, and one that sends nothing holds its descriptor, goroutine
+	// and buffers no longer than that.
+	RequestTimeout time.Duration
 	// WriteTimeout is how long one message may take to be written: a peer that stops reading
 	// for longer is disconnected. Default 10 s.
 	WriteTimeout time.Duration
@@ -76,6 +96,9 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	plain     map[*httpConn]struct{} // HTTP connections not (yet) upgraded
+	pending   int                    // those of them not evicted
+	seq       uint64                 // of the last connection accepted
+	evictions uint64                 // connections closed to make room (track)
 	plainWG   sync.WaitGroup         // their goroutines, until they close or upgrade
 	conns     map[*conn]struct{}
 	wg        sync.WaitGroup // WebSocket connections
@@ -88,6 +111,12 @@ func NewServer(o Options) *Server {
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultPingInterval
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
 	}
 	log := o.Logger
 	if log == nil {
