@@ -1,7 +1,21 @@
 # delve: DNS-over-TLS lookups for OpenWrt. `make help` lists the targets.
 
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# VERSION is the package version X.Y.Z-rN (scripts/pkgversion): `delve version`, status.version
+# and both packages' Version field show this one string. IPK_VERSION=... on the command line,
+# its older name, sets it too. COMMIT is the commit built from, `delve version`'s second line.
+# Evaluated once (:=), so that a commit landing during a long make does not mix two versions.
+ifeq ($(origin VERSION),undefined)
+ifneq ($(origin IPK_VERSION),undefined)
+VERSION := $(IPK_VERSION)
+else
+VERSION := $(shell ./scripts/pkgversion)
+endif
+endif
+IPK_VERSION := $(VERSION)
+ifeq ($(origin COMMIT),undefined)
+COMMIT  := $(shell git describe --always --dirty --abbrev=7 --exclude='*' 2>/dev/null || echo unknown)
+endif
 PKG     := github.com/delvedns/delve
 # SOURCE_DATE_EPOCH (default: the last commit's time) is stamped as the build time, the lower
 # bound of the real time that tolerate_unset_clock checks certificates against
@@ -9,7 +23,8 @@ PKG     := github.com/delvedns/delve
 ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
 SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 endif
-LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.BuildTime=$(SOURCE_DATE_EPOCH)
+LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT) \
+	-X $(PKG)/internal/version.BuildTime=$(SOURCE_DATE_EPOCH)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 ARGS    ?= openwrt.org
 
@@ -51,16 +66,12 @@ test: deps lint
 # apk installs (25.12 and later), and where the bytes go.
 # The one table of OpenWrt arch -> Go settings is scripts/arches; scripts/build-arch builds a row.
 # SOURCE_DATE_EPOCH (default: the last commit's time) fixes every timestamp, so the same commit
-# gives the same bytes. IPK_VERSION is X.Y.Z-rN from the tags, see scripts/pkgversion; it is the
-# version of both packages. INLINE=1 trades size for speed (see scripts/build-arch).
+# gives the same bytes. VERSION (above) is the version of both packages and of the binary in
+# them. INLINE=1 trades size for speed (see scripts/build-arch).
 DIST      ?= dist
 ARCHES    := $(shell sed 's/\#.*//' scripts/arches | awk 'NF {print $$1}')
 SIZE_ARCH ?= arm_cortex-a7_neon-vfpv4
-# Evaluated once (:=), so that a commit landing during a long make does not mix two versions.
-ifeq ($(origin IPK_VERSION),undefined)
-IPK_VERSION := $(shell ./scripts/pkgversion)
-endif
-BUILD_ARCH = GO='$(GO)' VERSION='$(VERSION)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' INLINE='$(INLINE)' ./scripts/build-arch
+BUILD_ARCH = GO='$(GO)' VERSION='$(VERSION)' COMMIT='$(COMMIT)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' INLINE='$(INLINE)' ./scripts/build-arch
 MKIPK      = $(DIST)/.tools/mkipk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
 MKAPK      = $(DIST)/.tools/mkapk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
 ipk_name   = $(DIST)/delve_$(IPK_VERSION)_$(1).ipk

@@ -26,7 +26,9 @@ func run(args []string) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version", "--version":
+			// The package version (opkg list-installed, apk info show the same), then the commit.
 			fmt.Println("delve", version.Version)
+			fmt.Println("commit", version.Source())
 			return cli.ExitOK
 		case "help":
 			fmt.Print(cli.Usage)

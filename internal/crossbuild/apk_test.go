@@ -630,26 +630,84 @@ default_prerm() { say default_prerm; }
 	})
 }
 
-// TestPackageVersion: IPK_VERSION on the make command line names and versions both packages.
+// TestPackageVersion: one version everywhere. Both packages' Version fields are what the binary
+// inside each prints on `delve version`'s first line, its second line the commit built; by
+// default that version is scripts/pkgversion's, and VERSION or IPK_VERSION on the make command
+// line sets it for the file names, the fields and the binary alike.
 func TestPackageVersion(t *testing.T) {
-	ipk, apk := makePackages(t, t.TempDir(), "IPK_VERSION=9.8.7-r6")
-	if filepath.Base(ipk) != "delve_9.8.7-r6_"+ipkArch+".ipk" || filepath.Base(apk) != "delve-9.8.7-r6.apk" {
-		t.Fatalf("make printed %s and %s", ipk, apk)
-	}
-	b, err := os.ReadFile(apk)
+	qemu := testenv.RequireTool(t, readArches(t)[ipkArch].qemu, "qemu-user")
+	pkgversion, err := run(buildTimeout, root, nil, "./scripts/pkgversion")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, _ := readAPK(t, b)
-	info := tree.field(binary.LittleEndian.Uint32(tree.b[4:]), pkgInfo)
-	if v := tree.str(tree.field(info, piVersion)); v != "9.8.7-r6" {
-		t.Errorf(".apk version %q", v)
+	commit, err := run(buildTimeout, root, nil, "git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude=*")
+	if err != nil {
+		t.Fatal(err)
 	}
-	outer := readTarGz(t, "ipk", mustRead(t, ipk))
-	control := string(find(t, readTarGz(t, "control.tar.gz", find(t, outer, "./control.tar.gz").data), "./control").data)
-	if !strings.Contains(control, "\nVersion: 9.8.7-r6\n") {
-		t.Errorf(".ipk control:\n%s", control)
+	sharedIPK, sharedAPK := sharedPackages(t)
+	for _, tc := range []struct {
+		name, version string
+		make          func(t *testing.T) (ipk, apk string)
+	}{
+		{"scripts/pkgversion", strings.TrimSpace(string(pkgversion)), func(*testing.T) (string, string) { return sharedIPK, sharedAPK }},
+		{"IPK_VERSION", "9.8.7-r6", func(t *testing.T) (string, string) { return makePackages(t, t.TempDir(), "IPK_VERSION=9.8.7-r6") }},
+		{"VERSION", "9.8.7-r5", func(t *testing.T) (string, string) { return makePackages(t, t.TempDir(), "VERSION=9.8.7-r5") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ipk, apk := tc.make(t)
+			v := tc.version
+			if filepath.Base(ipk) != "delve_"+v+"_"+ipkArch+".ipk" || filepath.Base(apk) != "delve-"+v+".apk" {
+				t.Fatalf("make printed %s and %s, want version %s", ipk, apk, v)
+			}
+			tree, data := readAPK(t, mustRead(t, apk))
+			info := tree.field(binary.LittleEndian.Uint32(tree.b[4:]), pkgInfo)
+			if got := tree.str(tree.field(info, piVersion)); got != v {
+				t.Errorf(".apk version %q, want %q", got, v)
+			}
+			outer := readTarGz(t, "ipk", mustRead(t, ipk))
+			control := string(find(t, readTarGz(t, "control.tar.gz", find(t, outer, "./control.tar.gz").data), "./control").data)
+			if !strings.Contains(control, "\nVersion: "+v+"\n") {
+				t.Errorf(".ipk control, want Version: %s:\n%s", v, control)
+			}
+			ipkBin := find(t, readTarGz(t, "data.tar.gz", find(t, outer, "./data.tar.gz").data), "./usr/bin/delve").data
+			want := "delve " + v + "\ncommit " + strings.TrimSpace(string(commit)) + "\n"
+			for what, bin := range map[string][]byte{".ipk": ipkBin, ".apk": apkFileData(t, tree, data, "usr/bin", "delve")} {
+				path := filepath.Join(t.TempDir(), "delve")
+				if err := os.WriteFile(path, bin, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				out, err := run(runTimeout, tmp, nil, qemu, path, "version")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(out) != want {
+					t.Errorf("the binary in the %s says %q, want %q", what, out, want)
+				}
+			}
+		})
 	}
+}
+
+// apkFileData is the content of the file name in directory dir of an .apk.
+func apkFileData(t *testing.T, tree adbTree, data []dataBlock, dir, name string) []byte {
+	t.Helper()
+	for i, p := range tree.items(tree.field(binary.LittleEndian.Uint32(tree.b[4:]), pkgPaths)) {
+		if tree.str(tree.field(p, diName)) != dir {
+			continue
+		}
+		for j, f := range tree.items(tree.field(p, diFiles)) {
+			if tree.str(tree.field(f, fiName)) != name {
+				continue
+			}
+			for _, d := range data {
+				if d.pathIdx == uint32(i+1) && d.fileIdx == uint32(j+1) {
+					return d.data
+				}
+			}
+		}
+	}
+	t.Fatalf("apk: no %s/%s", dir, name)
+	return nil
 }
 
 func mustRead(t *testing.T, p string) []byte {

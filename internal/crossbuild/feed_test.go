@@ -37,6 +37,9 @@ func TestFeedRecipe(t *testing.T) {
 		"/etc/init.d/rpcd reload",
 		"PKG_LICENSE:=MIT\n",
 		"PKG_LICENSE_FILES:=LICENSE\n",
+		// One version everywhere: the binary's is the package's.
+		"github.com/delvedns/delve/internal/version.Version=$(PKG_VERSION)-r$(PKG_RELEASE) \\\n",
+		"github.com/delvedns/delve/internal/version.Commit=$(PKG_SOURCE_VERSION) \\\n",
 	} {
 		if !strings.Contains(recipe, want) {
 			t.Errorf("the recipe lacks %q", want)
@@ -62,6 +65,13 @@ func TestFeedRecipe(t *testing.T) {
 	pr := regexp.MustCompile(`(?m)^PKG_RELEASE:=(.*)$`).FindStringSubmatch(recipe)
 	if pv == nil || pr == nil || !regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`).MatchString(pv[1]) || !regexp.MustCompile(`^[0-9]+$`).MatchString(pr[1]) {
 		t.Errorf("PKG_VERSION %q, PKG_RELEASE %q: want X.Y.Z and a number, so that X.Y.Z-rN is an apk version", pv, pr)
+	}
+	// The recipe builds the release tag vX.Y.Z: its X.Y.Z is scripts/pkgversion's (the newest tag,
+	// 0.1.0 before the first), so the feed's package and make ipk's carry the same X.Y.Z.
+	if out, err := run(buildTimeout, root, nil, "./scripts/pkgversion"); err != nil {
+		t.Error(err)
+	} else if base, _, _ := strings.Cut(strings.TrimSpace(string(out)), "-r"); pv != nil && pv[1] != base {
+		t.Errorf("PKG_VERSION %s, scripts/pkgversion %s: bump the recipe with the tag", pv[1], out)
 	}
 
 	ipk, apk := sharedPackages(t)

@@ -87,8 +87,13 @@ func TestQemu(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := string(out); !strings.HasPrefix(got, "delve ") || strings.TrimSpace(got) == "delve dev" {
-					t.Fatalf("%q: no stamped version", got)
+				// scripts/build-arch stamps the package version, as make ipk and make apk do.
+				pv, err := run(runTimeout, root, nil, "./scripts/pkgversion")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first, _, _ := strings.Cut(string(out), "\n"); first != "delve "+strings.TrimSpace(string(pv)) {
+					t.Fatalf("%q: not the package version %s", out, pv)
 				}
 			})
 			t.Run("DoT lookup", func(t *testing.T) {
@@ -210,6 +215,23 @@ func testDaemon(t *testing.T, qemu, bin string, ub *testenv.Unbound) {
 		break
 	}
 	checkLookup(t, "rpcd call lookup", out)
+
+	// status.version (ubus call delve status) is the version `delve version` prints first.
+	out, err = runStdin(runTimeout, []string{"DELVE_SOCKET=" + sock, "DELVE_CONFIG=" + conf}, `{"ubus_rpc_session":"0123456789abcdef0123456789abcdef"}`, qemu, bin, "rpcd", "call", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status %s: %v", out, err)
+	}
+	if v, err := run(runTimeout, tmp, nil, qemu, bin, "version"); err != nil {
+		t.Fatal(err)
+	} else if first, _, _ := strings.Cut(string(v), "\n"); first != "delve "+st.Version {
+		t.Errorf("status.version %q, delve version %q", st.Version, v)
+	}
 
 	ws, _, err := (&websocket.Dialer{HandshakeTimeout: runTimeout}).Dial("ws://"+wsAddr+"/", nil)
 	if err != nil {

@@ -7,8 +7,42 @@ import (
 	"time"
 )
 
-// Version is set with -ldflags "-X github.com/delvedns/delve/internal/version.Version=...".
+// Version is the package version, X.Y.Z-rN as scripts/pkgversion computes it, the same string
+// the .ipk's and the .apk's Version field carry (opkg list-installed, apk info). Every build
+// sets it with -ldflags "-X github.com/delvedns/delve/internal/version.Version=...": the
+// Makefile, scripts/build-arch and the feed recipe ($(PKG_VERSION)-r$(PKG_RELEASE)). "dev" is a
+// plain go build or go run.
 var Version = "dev"
+
+// Commit is the commit the binary was built from, git's short hash with "-dirty" when the tree
+// had changes, set with -X like Version (the feed recipe sets PKG_SOURCE_VERSION, the tag or hash
+// it fetched). Empty: see Source.
+var Commit = ""
+
+// Source returns the commit the binary was built from: Commit, else the revision the go command
+// recorded when it built in a git checkout, else "unknown".
+func Source() string {
+	if Commit != "" {
+		return Commit
+	}
+	rev, dirty := "", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "-dirty"
+				}
+			}
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	return rev[:min(len(rev), 7)] + dirty
+}
 
 // BuildTime is the build's date in Unix seconds, set with
 // -ldflags "-X github.com/delvedns/delve/internal/version.BuildTime=$SOURCE_DATE_EPOCH"

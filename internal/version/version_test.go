@@ -32,3 +32,18 @@ func TestBuiltIsTheLatestBound(t *testing.T) {
 		}
 	}
 }
+
+// TestSource: the stamped commit wins; without one, a test binary (no VCS information) says
+// "unknown" rather than nothing.
+func TestSource(t *testing.T) {
+	saved := Commit
+	t.Cleanup(func() { Commit = saved })
+	Commit = "c80a246-dirty"
+	if got := Source(); got != "c80a246-dirty" {
+		t.Errorf("Source() = %q with Commit set", got)
+	}
+	Commit = ""
+	if got := Source(); got == "" {
+		t.Error("Source() is empty without Commit")
+	}
+}
