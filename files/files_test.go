@@ -308,7 +308,7 @@ func TestConfigSyntax(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string][]string{
-		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch"},
+		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch", "ubus", "ubus_socket"},
 		"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 	}
 	section := regexp.MustCompile(`^config ([a-z_]+) '([a-z0-9_]+)'$`)
@@ -618,6 +618,46 @@ func testInitScript(t *testing.T, sh []string) {
 		expectDHCP(t, h, fixture, 0)
 		if logged := h.take("logger.log"); logged != nil {
 			t.Errorf("logged %q", logged)
+		}
+	})
+
+	t.Run("ubus rpcd to native and back", func(t *testing.T) {
+		h := newHarness(t, sh, dhcpFixture)
+		h.run("start")
+		h.procd()
+		h.take("logger.log")
+		// Nothing changed: rpcd is left alone.
+		h.run("reload")
+		if got := h.take("rpcd.log"); got != nil {
+			t.Fatalf("rpcd reloaded %q on a reload that changed nothing", got)
+		}
+		// To native: rpcd is reloaded at once (its list then declines; the daemon retries until
+		// rpcd has let go of the name).
+		h.edit("option ubus 'rpcd'", "option ubus 'native'")
+		h.run("reload")
+		if got := h.take("rpcd.log"); len(got) != 1 {
+			t.Fatalf("rpcd reloads %q, want one", got)
+		}
+		if got := h.take("ubus.log"); got != nil {
+			t.Fatalf("ubus asked %q on the way to native", got)
+		}
+		if logged := h.take("logger.log"); len(logged) != 1 || !strings.Contains(logged[0], "served by native") {
+			t.Fatalf("logged %q", logged)
+		}
+		h.run("reload")
+		if got := h.take("rpcd.log"); got != nil {
+			t.Fatalf("rpcd reloaded again: %q", got)
+		}
+		// Back to rpcd: the daemon still has the name for one look, then lets go; only then is
+		// rpcd reloaded.
+		writeFile(t, filepath.Join(h.state, "ubus.delve"), "1\n", 0o644)
+		h.edit("option ubus 'native'", "option ubus 'rpcd'")
+		h.run("reload")
+		if got := h.take("ubus.log"); !slices.Equal(got, []string{"-S list delve", "-S list delve"}) {
+			t.Fatalf("ubus asked %q, want two looks for delve", got)
+		}
+		if got := h.take("rpcd.log"); len(got) != 1 {
+			t.Fatalf("rpcd reloads %q, want one", got)
 		}
 	})
 

@@ -82,15 +82,27 @@ func call(ctx context.Context, o Options, method string, stdin io.Reader) []byte
 	if err != nil {
 		return errorReply(err)
 	}
+	return answer(ctx, m, data, o.MaxReply, func(ctx context.Context, method string, params map[string]string) (json.RawMessage, error) {
+		return forward(ctx, socket, deadline, method, params)
+	})
+}
+
+// Caller runs a method with its checked arguments and returns its result object: forward over
+// the daemon's socket for the bridge, the daemon's own handler for the native object.
+type Caller func(ctx context.Context, method string, params map[string]string) (json.RawMessage, error)
+
+// answer is what the bridge and the native object have in common: it checks the argument
+// object data (JSON) against m, runs the call and returns the reply line, at most max bytes
+// (0: MaxReply), or the error object of what failed.
+func answer(ctx context.Context, m api.Method, data []byte, max int, do Caller) []byte {
 	params, err := parseArgs(m, data)
 	if err != nil {
 		return errorReply(err)
 	}
-	res, err := forward(ctx, socket, deadline, m.Name, params)
+	res, err := do(ctx, m.Name, params)
 	if err != nil {
 		return errorReply(err)
 	}
-	max := o.MaxReply
 	if max <= 0 {
 		max = MaxReply
 	}

@@ -35,9 +35,14 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch {
 	case len(args) == 1 && args[0] == "list":
-		// No daemon, no network, no configuration: rpcd waits for this without a timeout while
-		// it starts.
-		if _, err := stdout.Write(append(Signature(), '\n')); err != nil {
+		// No daemon and no network: rpcd waits for this without a timeout while it starts.
+		sig := Signature()
+		if native(getenv) {
+			// The daemon registers the object itself: rpcd registers nothing for an empty
+			// list, which leaves the name to the daemon.
+			sig = []byte("{}")
+		}
+		if _, err := stdout.Write(append(sig, '\n')); err != nil {
 			fmt.Fprintln(stderr, "delve rpcd list:", err)
 			return ExitFail
 		}
@@ -52,6 +57,17 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintln(stderr, usage)
 	return ExitUsage
+}
+
+// native reports whether the configuration (EnvConfig, else uci.DefaultPath) says option ubus
+// 'native'. A file that cannot be read leaves the bridge on, as before the option existed.
+func native(getenv func(string) string) bool {
+	path := getenv(EnvConfig)
+	if path == "" {
+		path = uci.DefaultPath
+	}
+	cfg, err := uci.Load(path)
+	return err == nil && cfg.Ubus == uci.UbusNative
 }
 
 // sampleString is the sample value of a string argument in the signature: rpcd declares an

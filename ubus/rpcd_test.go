@@ -311,9 +311,9 @@ type delved struct {
 	env    []string
 }
 
-// startDaemon writes a UCI file for upstreams (section name -> "addr:port") and starts the real
-// daemon on a socket in a fresh directory.
-func startDaemon(t *testing.T, ub *testenv.Unbound, timeoutMS int, upstreams [][2]string) *delved {
+// startDaemon writes a UCI file for upstreams (section name -> "addr:port"), with the lines
+// extra in the main section, and starts the real daemon on a socket in a fresh directory.
+func startDaemon(t *testing.T, ub *testenv.Unbound, timeoutMS int, upstreams [][2]string, extra ...string) *delved {
 	t.Helper()
 	// A short directory of its own: unix socket paths are limited to 108 bytes.
 	sockDir, err := os.MkdirTemp("", "dvu")
@@ -326,6 +326,9 @@ func startDaemon(t *testing.T, ub *testenv.Unbound, timeoutMS int, upstreams [][
 	var b strings.Builder
 	fmt.Fprintf(&b, "config delve 'main'\n\tlist type 'A'\n\tlist type 'AAAA'\n\toption timeout '%d'\n\toption socket '%s'\n\toption ca_file '%s'\n",
 		timeoutMS, d.socket, ub.CAFile)
+	for _, line := range extra {
+		fmt.Fprintf(&b, "\t%s\n", line)
+	}
 	for _, u := range upstreams {
 		host, port, _ := net.SplitHostPort(u[1])
 		fmt.Fprintf(&b, "\nconfig upstream '%s'\n\toption address '%s'\n\toption port '%s'\n\toption tls_name '%s'\n", u[0], host, port, testenv.TLSName)

@@ -44,6 +44,12 @@ type Config struct {
 	// Triggers are the network interfaces (netifd names, e.g. "wan") whose up/down events make
 	// the init script have the daemon redial its upstreams; empty = the init script's default.
 	Triggers []string
+	// Ubus is how the ubus object delve is served: UbusRPCD (rpcd runs `delve rpcd call` for
+	// each call) or UbusNative (the daemon registers it with ubusd itself).
+	Ubus string
+	// UbusSocket is ubusd's socket for UbusNative; empty: /var/run/ubus/ubus.sock, else
+	// /var/run/ubus.sock (older releases).
+	UbusSocket string
 
 	Upstreams []Upstream // in file order, disabled ones included
 
@@ -71,6 +77,12 @@ const (
 	StrategyFastest    = "fastest"
 )
 
+// Values of Config.Ubus (option ubus).
+const (
+	UbusRPCD   = "rpcd"
+	UbusNative = "native"
+)
+
 // Default returns the configuration delve uses when there is no file: Cloudflare's DoT servers,
 // A and AAAA, failover, the default socket, no WebSocket and no DNS listener.
 func Default() *Config {
@@ -83,6 +95,7 @@ func Default() *Config {
 		CacheMemory: 4 << 20,
 		ServeStale:  true,
 		Prefetch:    true,
+		Ubus:        UbusRPCD,
 		Socket:      DefaultSocket,
 		LogLevel:    slog.LevelInfo,
 		Upstreams: []Upstream{

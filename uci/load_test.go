@@ -205,6 +205,8 @@ config delve 'main'
 	option dnsmasq 'enabled'
 	list trigger 'wan'
 	list trigger 'wan6'
+	option ubus 'native'
+	option ubus_socket '/tmp/ubus.sock'
 
 config upstream 'a'
 	option address '127.0.0.1'
@@ -223,6 +225,8 @@ config upstream 'a'
 			c.LogLevel = slog.LevelDebug
 			c.DNSMasq = true
 			c.Triggers = []string{"wan", "wan6"}
+			c.Ubus = UbusNative
+			c.UbusSocket = "/tmp/ubus.sock"
 			c.Upstreams = []Upstream{{Name: "a", Address: "127.0.0.1", Port: 10853, Pins: []string{pinA}, Enabled: true}}
 		}},
 		{name: "upper limits", text: "config delve 'main'\n\toption timeout '60000'\n\toption cache_size '1000000'\n\toption cache_memory '1G'\n" +

@@ -21,7 +21,7 @@ import (
 // knownOptions are the options of each section type, in the order of the documentation.
 var knownOptions = map[string][]string{
 	"delve": {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket",
-		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch"},
+		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch", "ubus", "ubus_socket"},
 	"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 }
 
@@ -304,6 +304,25 @@ func (b *builder) main(c *Config, sec string) {
 			b.fail(sec, "socket", "%q is too long for a unix socket path (%d bytes at most)", v, maxSocketLen)
 		default:
 			c.Socket = v
+		}
+	}
+
+	if v, ok := b.scalar(sec, "ubus"); ok {
+		switch v {
+		case UbusRPCD, UbusNative:
+			c.Ubus = v
+		default:
+			b.fail(sec, "ubus", "%q is not how to serve the ubus object (rpcd or native)", v)
+		}
+	}
+	if v, ok := b.scalar(sec, "ubus_socket"); ok {
+		switch {
+		case !filepath.IsAbs(v):
+			b.fail(sec, "ubus_socket", "%q is not an absolute path", v)
+		case len(v) > maxSocketLen:
+			b.fail(sec, "ubus_socket", "%q is too long for a unix socket path (%d bytes at most)", v, maxSocketLen)
+		default:
+			c.UbusSocket = v
 		}
 	}
 

@@ -104,6 +104,10 @@ func TestLoadBadValues(t *testing.T) {
 		{"tolerate_unset_clock", withMain("option tolerate_unset_clock '2'"), `delve.main.tolerate_unset_clock: "2" ` + boolWant, 2},
 		{"serve_stale", withMain("option serve_stale 'maybe'"), `delve.main.serve_stale: "maybe" ` + boolWant, 2},
 		{"prefetch", withMain("option prefetch 'often'"), `delve.main.prefetch: "often" ` + boolWant, 2},
+		{"ubus", withMain("option ubus 'libubus'"), `delve.main.ubus: "libubus" is not how to serve the ubus object (rpcd or native)`, 2},
+		{"ubus_socket relative", withMain("option ubus_socket 'ubus.sock'"), `delve.main.ubus_socket: "ubus.sock" is not an absolute path`, 2},
+		{"ubus_socket too long", withMain("option ubus_socket '/" + strings.Repeat("u", 107) + "'"),
+			`delve.main.ubus_socket: "/` + strings.Repeat("u", 107) + `" is too long for a unix socket path (107 bytes at most)`, 2},
 		{"trigger", withMain("list trigger 'wan-6'"), `delve.main.trigger: "wan-6" is not a network interface name (letters, digits and _, as in /etc/config/network)`, 2},
 
 		// upstream

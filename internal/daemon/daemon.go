@@ -31,6 +31,7 @@ import (
 	"github.com/delvedns/delve/internal/resolver"
 	"github.com/delvedns/delve/internal/upstream"
 	"github.com/delvedns/delve/internal/version"
+	"github.com/delvedns/delve/ubus"
 	"github.com/delvedns/delve/uci"
 )
 
@@ -95,6 +96,10 @@ type Daemon struct {
 	wsAddr   string
 	wsToken  string
 	dnsAddrs []string
+	// native is the ubus object the daemon registers itself (option ubus 'native'), nil when
+	// off; ubusSocket is the ubus_socket it was started with. Both change under reloadMu.
+	native     atomic.Pointer[ubus.Native]
+	ubusSocket string
 
 	mu        sync.Mutex // guards what follows; held only to read or swap
 	cfg       *uci.Config
@@ -179,6 +184,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.reloadMu.Lock()
 	cfg := d.cfg
 	err := d.listen(cfg)
+	if err == nil {
+		d.setUbus(cfg)
+	}
 	d.reloadMu.Unlock()
 	if err != nil {
 		d.eng.Close()
@@ -530,6 +538,7 @@ func (d *Daemon) reload() error {
 		}
 		return err
 	}
+	d.setUbus(cfg)
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}
@@ -549,6 +558,7 @@ func (d *Daemon) shutdown() error {
 	d.reloadMu.Lock()
 	d.stopping = true
 	rpc, sock, path, wsrv := d.rpc, d.sock, d.sockPath, d.wsrv
+	d.stopUbus()
 	d.reloadMu.Unlock()
 	d.mu.Lock()
 	dns := d.dns
@@ -708,11 +718,14 @@ type Status struct {
 	Cache     resolver.CacheStatus      `json:"cache"`
 	Lookups   uint64                    `json:"lookups"`
 	Failures  uint64                    `json:"lookup_failures"`
-	// Subscribers counts WebSocket clients following lookups.
+	// Subscribers counts WebSocket clients following lookups, and the native ubus object while
+	// it has subscribers of its own.
 	Subscribers int `json:"subscribers"`
 	// DNS counts the plain DNS listener's queries (main.listen), across reloads.
-	DNS     *dnsserver.Stats `json:"dns,omitempty"`
-	Process Process          `json:"process"`
+	DNS *dnsserver.Stats `json:"dns,omitempty"`
+	// Ubus is the native ubus object's state (option ubus 'native').
+	Ubus    *ubus.NativeStatus `json:"ubus,omitempty"`
+	Process Process            `json:"process"`
 }
 
 // ConfigSummary describes the running configuration.
@@ -760,6 +773,7 @@ func (d *Daemon) status() *Status {
 		Failures:    d.failures.Load(),
 		Subscribers: d.hub.Subscribers(),
 		DNS:         dns,
+		Ubus:        d.ubusStatus(),
 		Process:     process(),
 	}
 }
