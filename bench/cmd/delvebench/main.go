@@ -63,7 +63,7 @@ func run() int {
 	flag.StringVar(&c.delveEnv, "delve-env", "", "environment for `delve serve`, comma-separated K=V (e.g. GOGC=50)")
 	flag.IntVar(&c.oneShots, "oneshots", 20, "runs of each one-shot command")
 	flag.IntVar(&c.rssLook, "rss-lookups", 100000, "lookups of the daemon memory run")
-	flag.StringVar(&c.only, "only", "", "comma-separated sections to run: load,conns,rss,large,dead,engine,oneshot (default all)")
+	flag.StringVar(&c.only, "only", "", "comma-separated sections to run: load,conns,rss,large,dead,engine,oneshot,ubus (default all)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory")
 	flag.StringVar(&c.version, "version", "", "version string to build delve with")
 	flag.StringVar(&c.systems, "systems", "delve,stubby,unbound", "systems of the load and connection tables")
@@ -171,6 +171,7 @@ type bench struct {
 	dead        *deadRow
 	engine      *engineResult
 	oneshot     *oneShot
+	ubus        *ubusResult
 	notes       []string
 }
 
@@ -249,6 +250,7 @@ func (b *bench) run(ctx context.Context) error {
 		{"dead", b.deadRun},
 		{"engine", b.engineRun},
 		{"oneshot", b.oneShotRun},
+		{"ubus", b.ubusRun},
 	}
 	for _, st := range steps {
 		if !b.want(st.name) {

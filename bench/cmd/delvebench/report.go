@@ -174,6 +174,10 @@ func (b *bench) report() string {
 		p("  delve: %s\n  kdig:  %s\n", shellJoin(o.delveArgs), shellJoin(o.kdigArgs))
 	}
 
+	if b.ubus != nil {
+		b.ubus.report(p)
+	}
+
 	if len(b.rows) > 0 || b.oneshot != nil {
 		p("\n== Targets (issue 6)\n\n")
 		for _, t := range b.targets6() {
