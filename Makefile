@@ -59,8 +59,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 
+# Then the ubus decoders, which read what any local process sends through ubusd, are fuzzed for
+# a few seconds each (their seeds run in go test).
 test: deps lint
 	$(GO) test -race -timeout 15m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./ubus/blob/
+	$(GO) test -run '^$$' -fuzz '^FuzzMessage$$' -fuzztime 5s ./ubus/ubusd/
 
 # Router builds: static cross-builds, the .ipk opkg installs (OpenWrt 24.10 and earlier), the .apk
 # apk installs (25.12 and later), and where the bytes go.
