@@ -14,6 +14,7 @@ const (
 	CodeBadRequest     Code = "bad_request"      // invalid params: a bad name, type or upstream
 	CodeTimeout        Code = "timeout"          // the lookup deadline passed
 	CodeNoUpstream     Code = "no_upstream"      // no upstream could answer
+	CodeBadAnswer      Code = "bad_answer"       // the name's answer does not parse (its zone's data)
 	CodeConfig         Code = "config_error"     // reload: the new configuration was refused
 	CodeTooLarge       Code = "too_large"        // the request is over a size limit
 	CodeBusy           Code = "busy"             // a concurrency limit was reached
@@ -35,6 +36,7 @@ var rpcCodes = map[Code]int{
 	CodeTooLarge:       -32004,
 	CodeBusy:           -32005,
 	CodeDaemonDown:     -32006,
+	CodeBadAnswer:      -32007,
 }
 
 // RPC is the JSON-RPC error number of c.

@@ -702,6 +702,8 @@ func lookupError(name string, timeout time.Duration, err error, expired bool) *a
 		return api.NewError(api.CodeTimeout, msg)
 	case errors.Is(err, resolver.ErrNoUpstream):
 		return api.NewError(api.CodeNoUpstream, err.Error())
+	case errors.Is(err, resolver.ErrBadAnswer):
+		return api.NewError(api.CodeBadAnswer, err.Error())
 	case errors.Is(err, context.Canceled):
 		return api.NewError(api.CodeTimeout, "the lookup of "+name+" was cancelled")
 	}

@@ -11,6 +11,10 @@
 //	                                            TTLs aged by the cache
 //	  ... that no upstream answered             SERVFAIL (+ EDE 22 No Reachable Authority on timeout,
 //	                                            23 Network Error otherwise, for an EDNS client)
+//	  ... whose answer does not parse (a        the upstream's answer as it came (its records as
+//	      zone's bad record, such as an HTTPS   they were, delve's header flags and OPT), not
+//	      record with SvcParamKeys out of       cached, when its header, question and framing are
+//	      order)                                sound; else SERVFAIL (+ EDE 24 Invalid Data)
 //	  ... too large for the client's UDP        TC, the question, no records (RFC 2181 §9): the client
 //	      buffer (512 without EDNS, else its     retries over TCP
 //	      size capped to 1232)
@@ -28,8 +32,14 @@
 //
 // EDNS: a reply carries an OPT (UDP size 1232, the client's DO) exactly when the query did, with
 // the upstream's Extended DNS Errors; a padded query gets a padded reply (RFC 7830 §4, blocks of
-// 468). Towards the upstream go the question, RD (always: delve is a stub), the client's CD and
-// AD flags and its DO bit (the upstream package adds its own padding and keepalive); the client's
-// padding, cookies, keepalive and NSID never do, nor its Client Subnet unless Options.ForwardECS,
-// nor any other record it sent (TSIG). An upstream's SERVFAIL or REFUSED is passed on as it is.
+// 468).
+//
+// Forwarding is hop by hop: every query to an upstream, a miss's or a prefetch's, is built by
+// delve (upstream.wireQuery). Of the client's query only the question, its CD flag and its DO bit
+// are honoured (and its Client Subnet with Options.ForwardECS); the query has RD=1 whatever the
+// client sent (delve is a stub: its upstreams recurse, and a recursive server refuses RD=0 from a
+// stub), AD=1 (RFC 6840 §5.7) and delve's own EDNS (padding, keepalive). The client's RD, AD,
+// cookies, padding, keepalive and NSID never leave, nor any other record it sent (TSIG). An
+// upstream's SERVFAIL or REFUSED is passed on as it is, unless an expired answer is at hand
+// (serve-stale).
 package dnsserver

@@ -29,6 +29,7 @@ const (
 	edeNotSupported   = 21
 	edeNoReachableAut = 22
 	edeNetworkError   = 23
+	edeInvalidData    = 24
 )
 
 // query is one parsed query and where it came from.
@@ -140,12 +141,11 @@ func replyOPT(do bool) *dns.OPT {
 	return opt
 }
 
-// upstreamQuery is the query delve forwards for q: the question, RD always (delve is a stub: its
-// upstreams recurse), the client's CD, and EDNS with the client's DO bit. AD is set on every query
-// to an upstream, whatever the client sent (upstream.wireQuery, RFC 6840 §5.7), so the cached
-// answer carries the upstream's verdict and answer clears it per client. Nothing else the
-// client sent goes on: its padding, cookies, keepalive and NSID are hop-by-hop, its Client Subnet
-// only with ForwardECS, and other records (TSIG) are not delve's to pass.
+// upstreamQuery is the question the resolver is asked for q: the question, the client's CD, and
+// EDNS with the client's DO bit, and its Client Subnet only with ForwardECS. The query that goes
+// upstream is built from it afresh by upstream.wireQuery (RD=1, AD=1, delve's own EDNS), as is a
+// prefetch's from the cache key: the client's RD, cookies, padding, keepalive, NSID and other
+// records (TSIG) are hop by hop and never leave.
 func (s *Server) upstreamQuery(q *query) *dns.Msg {
 	m := q.msg
 	u := &dns.Msg{MsgHdr: dns.MsgHdr{
@@ -175,13 +175,14 @@ func (s *Server) upstreamQuery(q *query) *dns.Msg {
 func (s *Server) answer(q *query, m *dns.Msg, err error) *dns.Msg {
 	req := q.msg
 	if err != nil {
-		ede, text := edeNetworkError, "no upstream could answer"
-		if errors.Is(err, resolver.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-			ede, text = edeNoReachableAut, "the upstreams did not answer in time"
-		} else if !errors.Is(err, resolver.ErrNoUpstream) {
-			ede, text = edeOther, "the lookup failed"
+		// An answer that does not parse (a zone's bad record) is passed on as it came when its
+		// header, question and framing are sound: a forwarder need not understand every type.
+		relay, ok := resolver.Relay(err)
+		if !ok {
+			ede, text := failureEDE(err)
+			return q.refuse(dns.RcodeServerFailure, ede, text)
 		}
-		return q.refuse(dns.RcodeServerFailure, ede, text)
+		m = relay
 	}
 	m.Id = req.Id
 	m.Response = true
@@ -218,6 +219,19 @@ func (s *Server) answer(q *query, m *dns.Msg, err error) *dns.Msg {
 		m.Rcode = dns.RcodeServerFailure // an extended rcode cannot be said without EDNS
 	}
 	return m
+}
+
+// failureEDE is the Extended DNS Error of the SERVFAIL for a lookup that failed with err.
+func failureEDE(err error) (ede int, text string) {
+	switch {
+	case errors.Is(err, resolver.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return edeNoReachableAut, "the upstreams did not answer in time"
+	case errors.Is(err, resolver.ErrBadAnswer):
+		return edeInvalidData, "the upstream's answer does not parse"
+	case errors.Is(err, resolver.ErrNoUpstream):
+		return edeNetworkError, "no upstream could answer"
+	}
+	return edeOther, "the lookup failed"
 }
 
 // pack packs reply for q into buf (reusing it when large enough). Over UDP a reply larger than
@@ -287,6 +301,8 @@ func (s *Server) account(q *query, rcode int, truncated bool, info resolver.Info
 			s.stats.refused.Add(1)
 		case dns.RcodeServerFailure:
 			s.stats.servfail.Add(1)
+		case dns.RcodeSuccess, dns.RcodeNameError:
+			// Not delve's own: an answer that does not parse, passed on as it came.
 		default:
 			s.stats.formerr.Add(1)
 		}

@@ -45,6 +45,28 @@ func keyOf(q *dns.Msg) cacheKey {
 	return k
 }
 
+// query is a query for k's question with k's CD, DO and Client Subnet: what the answer cached
+// under k was asked with.
+func (k cacheKey) query() *dns.Msg {
+	q := new(dns.Msg)
+	q.SetQuestion(k.name, k.qtype)
+	q.Question[0].Qclass = k.qclass
+	q.CheckingDisabled = k.cd
+	if k.do || k.subnet.IsValid() {
+		q.SetEdns0(1232, k.do)
+		if p := k.subnet; p.IsValid() {
+			e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, SourceNetmask: uint8(p.Bits()), Address: p.Addr().AsSlice()}
+			e.Family = 1
+			if p.Addr().Is6() {
+				e.Family = 2
+			}
+			opt := q.IsEdns0()
+			opt.Option = append(opt.Option, e)
+		}
+	}
+	return q
+}
+
 type entry struct {
 	key      cacheKey
 	msg      *dns.Msg // read-only once stored

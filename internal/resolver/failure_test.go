@@ -205,9 +205,9 @@ func waitChecks(t *testing.T, r *Resolver) {
 	for {
 		busy := false
 		for _, m := range r.set.Load().members {
-			m.mu.Lock()
-			busy = busy || m.checking
-			m.mu.Unlock()
+			m.h.mu.Lock()
+			busy = busy || m.h.checking
+			m.h.mu.Unlock()
 		}
 		if !busy {
 			return

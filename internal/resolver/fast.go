@@ -19,7 +19,7 @@ func (r *Resolver) Cached(q *dns.Msg) (m *dns.Msg, info Info, ok bool) {
 	if e == nil {
 		return nil, Info{}, false
 	}
-	r.hit(q, k, e, now)
+	r.hit(k, e, now)
 	m = clone(e.msg)
 	m.Id = q.Id
 	age(m, time.Since(e.stored))
@@ -45,7 +45,7 @@ func (r *Resolver) AppendCached(dst []byte, q *dns.Msg) (out []byte, info Info, 
 	if p.wire == nil {
 		return dst, Info{}, false // the caller's Cached counts the hit
 	}
-	r.hit(q, k, e, now)
+	r.hit(k, e, now)
 	n := len(dst)
 	dst = append(dst, p.wire...)
 	w := dst[n:]

@@ -1,215 +1,186 @@
 package resolver
 
 import (
-	"cmp"
-	"context"
-	"errors"
-	"fmt"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/miekg/dns"
-
-	"github.com/delvedns/delve/internal/upstream"
 )
 
-// member is an upstream in a resolver, with its health.
-type member struct {
-	u        *upstream.Upstream
-	failures atomic.Uint64 // failed attempts, all time
-	faults   atomic.Uint64 // u.Faults() when last looked at (newFaults)
-
+// health is one upstream's health: a small state machine owned by one lock, so that every
+// decision about "down" and "is a probe running" is taken in one critical section.
+//
+// States:
+//
+//	healthy   no failure counted since the last success; picked for lookups
+//	suspect   1 to MaxFails-1 failures in a row; still picked (one is noise on a flapping link)
+//	down      MaxFails failures in a row; skipped; a probe is owed: its goroutine waits out the
+//	          backoff (or a kick) before it asks
+//	probing   down, and the probe is asking now
+//
+// Transitions (the method that makes each):
+//
+//	healthy, suspect --fail--> suspect, or down at MaxFails: fail returns start=true and the
+//	                           caller starts the probe, unless one is still alive (it goes on)
+//	down, probing    --fail--> unchanged (the probe is what brings it back)
+//	any              --ok----> healthy (a lookup, SERVFAIL check or redial showed it works); a
+//	                           probe still alive sees it at its next step and ends
+//	down             --beginProbe--> probing; from any other state the probe ends instead
+//	probing          --probed(ok)--> healthy, and the probe ends
+//	probing          --probed(error)--> down: the probe waits a longer backoff
+//	healthy, suspect --probed(...)--> unchanged; the probe ends (a success came meanwhile)
+//	down             --probed(...)--> unchanged; the probe waits and asks again (a success and
+//	                           then MaxFails failures came while it asked: its answer is older)
+//	down, probing    --retire--> unchanged, and the probe ends: only when the resolver or the
+//	                           upstream is closed, after which nobody picks it again
+//
+// The invariant: down or probing implies a probe is alive (scheduled or asking), or the member
+// is retired. A probe's goroutine ends only through a transition that finds the member not down
+// (beginProbe, probed) or retires it, in the same critical section that clears alive, so a
+// failure that lands while the probe is finishing sees alive false and starts the next one.
+// TestHealthInvariantUnderInterleavings drives it.
+type health struct {
 	mu        sync.Mutex
-	fails     int // consecutive
-	down      bool
+	state     healthState
+	fails     int  // in a row
+	alive     bool // a probe goroutine exists
+	retired   bool
 	downSince time.Time
 	lastErr   string
-	probing   bool
-	kick      chan struct{} // wakes the probe when the member is reset
 
-	lastOK    atomic.Pointer[dns.Msg] // the last reply it answered NOERROR or NXDOMAIN (read-only)
-	checking  bool                    // a SERVFAIL check is running (servfailed); mu
-	checkedOK time.Time               // when a SERVFAIL check last passed; mu
+	checking  bool      // a SERVFAIL or malformed-answer check runs (Resolver.check)
+	checkedOK time.Time // when a check last passed
+
+	kick chan struct{} // wakes a probe waiting out its backoff (redial)
 }
 
-func newMember(u *upstream.Upstream) *member {
-	m := &member{u: u, kick: make(chan struct{}, 1)}
-	m.faults.Store(u.Faults())
-	return m
+type healthState uint8
+
+const (
+	healthy healthState = iota
+	suspect
+	down
+	probing
+)
+
+func newHealth() *health { return &health{kick: make(chan struct{}, 1)} }
+
+// up reports whether the upstream is picked for lookups.
+func (h *health) up() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state == healthy || h.state == suspect
 }
 
-// newFaults reports whether the upstream recorded a fault (upstream.Upstream.Faults) since the
-// last call, or since the last success.
-func (m *member) newFaults() bool {
-	n := m.u.Faults()
-	return m.faults.Swap(n) != n
-}
-
-func (m *member) healthy() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return !m.down
-}
-
-// fail records a failed attempt and reports whether the upstream just went down, in which case
-// the caller starts the one probe for it.
-func (m *member) fail(err error, maxFails int) bool {
-	m.failures.Add(1)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.fails++
-	m.lastErr = err.Error()
-	if m.down || m.fails < maxFails {
+// fail counts one failure and reports whether the caller must start the probe.
+func (h *health) fail(err error, maxFails int) (start bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastErr = err.Error()
+	if h.state == down || h.state == probing {
 		return false
 	}
-	m.down = true
-	m.downSince = time.Now()
-	if m.probing {
+	h.fails++
+	if h.fails < maxFails {
+		h.state = suspect
 		return false
 	}
-	m.probing = true
+	h.state = down
+	h.downSince = time.Now()
+	if h.alive {
+		return false // a probe that has not yet ended sees down at its next step and asks
+	}
+	h.alive = true
 	return true
 }
 
-func (m *member) succeeded() {
-	m.faults.Store(m.u.Faults())
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.fails = 0
-	m.down = false
+// ok records a success from anything but the probe.
+func (h *health) ok() {
+	h.mu.Lock()
+	h.state, h.fails = healthy, 0
+	h.mu.Unlock()
 }
 
-// reset forgets the failures and ends a probe that is waiting out its backoff.
-func (m *member) reset() {
-	m.succeeded()
+// redial is ok, and wakes a probe waiting out its backoff so that it ends now.
+func (h *health) redial() {
+	h.ok()
 	select {
-	case m.kick <- struct{}{}:
+	case h.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (m *member) lastError() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.lastErr
+// beginProbe is the probe's step after its backoff: it reports whether to ask, and otherwise the
+// probe ends.
+func (h *health) beginProbe() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != down {
+		h.alive = false
+		return false
+	}
+	h.state = probing
+	return true
 }
 
-// state is a snapshot for status.
-func (m *member) state() (healthy bool, downSince time.Time, lastErr string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return !m.down, m.downSince, m.lastErr
+// probed records the probe's outcome. again is true when the probe is to wait and ask again;
+// recovered is true when this answer brought the upstream back, down for downFor.
+func (h *health) probed(err error) (again, recovered bool, downFor time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch h.state {
+	case healthy, suspect:
+		h.alive = false // a success came meanwhile
+		return false, false, 0
+	case down:
+		// A success and then MaxFails failures came meanwhile: this answer is older than they
+		// are. The probe stays and asks again.
+		return true, false, 0
+	}
+	if err != nil {
+		h.state = down
+		h.lastErr = err.Error()
+		return true, false, 0
+	}
+	h.state, h.fails, h.alive = healthy, 0, false
+	return false, true, time.Since(h.downSince)
 }
 
-// ServfailCheckEvery: after a SERVFAIL check passed, further unexplained SERVFAILs from the
-// upstream are not checked for this long. The upstream has just shown it resolves; checking each
-// one would add a query for every retry of a LAN client that keeps asking for a dead name.
-const ServfailCheckEvery = 10 * time.Second
-
-// servfailed handles a SERVFAIL from m that no Extended DNS Error explains. It says nothing about
-// whose fault it is (unbound, for one, sends it bare for a name whose authorities are dead), so
-// it counts against m only when m also fails a question it answered before, asked again in the
-// background: the last name m answered (". NS" before it answered any). A check that gets
-// NOERROR or NXDOMAIN clears m; SERVFAIL or REFUSED counts as m's own failure; an error is held
-// against m as any attempt's (attemptFailed). One check runs at a time per upstream.
-func (r *Resolver) servfailed(s *upstreamSet, m *member, name string) {
-	m.mu.Lock()
-	if m.checking || (!m.checkedOK.IsZero() && time.Since(m.checkedOK) < ServfailCheckEvery) {
-		m.mu.Unlock()
-		return
-	}
-	m.checking = true
-	m.mu.Unlock()
-	started := r.goWork(func() {
-		q := new(dns.Msg)
-		if ok := m.lastOK.Load(); ok != nil && len(ok.Question) == 1 {
-			q.SetQuestion(ok.Question[0].Name, ok.Question[0].Qtype)
-		} else {
-			q.SetQuestion(".", dns.TypeNS)
-		}
-		ctx, cancel := context.WithTimeout(r.ctx, s.timeout)
-		reply, err := m.u.Exchange(ctx, q)
-		cancel()
-		passed := err == nil && (reply.Rcode == dns.RcodeSuccess || reply.Rcode == dns.RcodeNameError)
-		m.mu.Lock()
-		m.checking = false
-		if passed {
-			m.checkedOK = time.Now()
-		}
-		m.mu.Unlock()
-		switch {
-		case passed:
-			m.succeeded()
-		case err != nil:
-			if r.ctx.Err() == nil {
-				r.attemptFailed(s, m, err)
-			}
-		default:
-			r.failed(s, m, fmt.Errorf("upstream %s answered SERVFAIL for %s, and %s for %s, which it answered before",
-				m.u.Name(), name, dns.RcodeToString[reply.Rcode], q.Question[0].Name))
-		}
-	})
-	if !started {
-		m.mu.Lock()
-		m.checking = false
-		m.mu.Unlock()
-	}
+// retire ends the probe for good: the resolver or the upstream closed.
+func (h *health) retire() {
+	h.mu.Lock()
+	h.alive, h.retired = false, true
+	h.mu.Unlock()
 }
 
-// probe asks a down upstream a cheap question, with a doubling backoff, until it answers (any
-// reply will do: it shows the server is reachable over TLS), it is reset, or the resolver closes.
-func (r *Resolver) probe(s *upstreamSet, m *member) {
-	defer func() {
-		m.mu.Lock()
-		m.probing = false
-		m.mu.Unlock()
-	}()
-	backoff := s.opts.BackoffMin
-	t := time.NewTimer(backoff)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-m.kick:
-		case <-r.ctx.Done():
-			return
-		}
-		if m.healthy() {
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.ctx, s.timeout)
-		q := new(dns.Msg)
-		q.SetQuestion(".", dns.TypeNS)
-		_, err := m.u.Exchange(ctx, q)
-		cancel()
-		if err == nil {
-			m.mu.Lock()
-			down := time.Since(m.downSince)
-			m.mu.Unlock()
-			m.succeeded()
-			r.log.Info("upstream up", "upstream", m.u.Name(), "down_for", down.Round(time.Millisecond).String())
-			return
-		}
-		if errors.Is(err, upstream.ErrClosed) || r.ctx.Err() != nil {
-			return
-		}
-		m.mu.Lock()
-		m.lastErr = err.Error()
-		m.mu.Unlock()
-		backoff = min(backoff*2, s.opts.BackoffMax)
-		t.Reset(backoff)
+// startCheck reports whether a SERVFAIL or malformed-answer check may start now: none runs, and
+// none passed within every.
+func (h *health) startCheck(every time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.checking || (!h.checkedOK.IsZero() && time.Since(h.checkedOK) < every) {
+		return false
 	}
+	h.checking = true
+	return true
 }
 
-func sortBySRTT(ms []*member) {
-	rtt := make(map[*member]time.Duration, len(ms))
-	for _, m := range ms {
-		rtt[m] = m.u.SRTT()
+func (h *health) endCheck(passed bool) {
+	h.mu.Lock()
+	h.checking = false
+	if passed {
+		h.checkedOK = time.Now()
 	}
-	// An upstream never measured sorts first, so it gets measured.
-	slices.SortStableFunc(ms, func(a, b *member) int {
-		return cmp.Compare(rtt[a], rtt[b])
-	})
+	h.mu.Unlock()
+}
+
+func (h *health) lastError() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastErr
+}
+
+// snapshot is the state for status.
+func (h *health) snapshot() (ok bool, downSince time.Time, lastErr string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state == healthy || h.state == suspect, h.downSince, h.lastErr
 }

@@ -31,6 +31,28 @@ var ErrNoUpstream = errors.New("no upstream could answer")
 // ErrTimeout is wrapped by the error of a lookup whose deadline passed.
 var ErrTimeout = errors.New("the lookup timed out")
 
+// ErrBadAnswer is wrapped by the error of a lookup whose answer does not parse (a zone's bad
+// record, relayed by the upstream). It is the name's problem, not the upstream's; a DNS client can
+// still be given the answer as it came (Relay).
+var ErrBadAnswer = errors.New("the answer does not parse")
+
+// badAnswer is an upstream.MalformedError that is also ErrBadAnswer, saying no more than it does.
+type badAnswer struct{ error }
+
+func (e badAnswer) Unwrap() []error { return []error{ErrBadAnswer, e.error} }
+
+// Relay returns, for a lookup that failed with ErrBadAnswer, the upstream's answer with the
+// records that do not parse kept as opaque data, for a forwarder to pass on as it came: a copy,
+// the caller's to change. ok is false when there is none (its header, question or framing is not
+// sound, or err is another error). It is never cached.
+func Relay(err error) (m *dns.Msg, ok bool) {
+	var me *upstream.MalformedError
+	if !errors.As(err, &me) || me.Relay == nil {
+		return nil, false
+	}
+	return clone(me.Relay), true
+}
+
 // ErrUnknownUpstream is returned when a lookup names an upstream that is not configured.
 var ErrUnknownUpstream = errors.New("no such upstream")
 
@@ -309,7 +331,7 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 	if via == "" {
 		now := time.Now()
 		if e := r.cache.get(k, now); e != nil {
-			r.hit(q, k, e, now)
+			r.hit(k, e, now)
 			return e, Info{Upstream: e.upstream, Cached: true}, nil
 		}
 	}
@@ -341,7 +363,7 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 		f := r.flight(ctx, s, q, k, fk, via)
 		select {
 		case <-f.done:
-			if f.err != nil && stale != nil && !errors.Is(f.err, context.Canceled) {
+			if stale != nil && refreshFailed(f) {
 				return stale, staleInfo(), nil
 			}
 			if errors.Is(f.err, ErrTimeout) && time.Until(deadline(ctx)) >= MinAttempt {
@@ -407,9 +429,21 @@ func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cac
 	return f
 }
 
-// hit counts a cache hit of q on e (key k) and starts a prefetch when it makes e due for one
+// refreshFailed reports whether a flight that ended failed to refresh an answer (RFC 8767 §4):
+// an error other than cancellation, or a SERVFAIL or REFUSED from every upstream tried (a
+// vendor whose authoritative servers died is answered SERVFAIL), which is returned but never
+// cached.
+func refreshFailed(f *flight) bool {
+	if f.err != nil {
+		return !errors.Is(f.err, context.Canceled)
+	}
+	rc := f.entry.msg.Rcode
+	return rc == dns.RcodeServerFailure || rc == dns.RcodeRefused
+}
+
+// hit counts a cache hit on e (key k) and starts a prefetch when it makes e due for one
 // (Options.Prefetch). It costs a hit two atomic loads once e is popular.
-func (r *Resolver) hit(q *dns.Msg, k cacheKey, e *entry, now time.Time) {
+func (r *Resolver) hit(k cacheKey, e *entry, now time.Time) {
 	s := r.set.Load()
 	if !s.opts.Prefetch {
 		return
@@ -429,10 +463,11 @@ func (r *Resolver) hit(q *dns.Msg, k cacheKey, e *entry, now time.Time) {
 	}
 	r.prefetches.Add(1)
 	// The refresh is an ordinary flight, with the configured timeout and no caller: it caches its
-	// answer over e (or joins a flight already asking). q is the caller's; the flight keeps a copy.
+	// answer over e (or joins a flight already asking). Its query is built from the cache key,
+	// not from q, which is whatever the client sent (hop by hop: see upstream.wireQuery).
 	// Its context only gives the flight its deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	r.flight(ctx, s, clone(q), k, flightKey{cacheKey: k}, "")
+	r.flight(ctx, s, k.query(), k, flightKey{cacheKey: k}, "")
 	cancel()
 }
 
@@ -486,6 +521,7 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 	}
 	var fallback *entry // a SERVFAIL or REFUSED reply, returned if nobody does better
 	var fallbackInfo Info
+	var malformed error // an answer that does not parse, returned if nobody does better
 	var errs attemptErrors
 	for i, m := range cands {
 		if time.Until(deadline(ctx)) < MinAttempt {
@@ -501,6 +537,15 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 			if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
 				return nil, Info{}, ctx.Err()
 			}
+			if errors.Is(err, upstream.ErrMalformed) {
+				// Name-scoped: a zone's bad record, relayed. It counts against m only if m
+				// also garbles a name it answered before (check).
+				r.check(s, m, q.Question[0].Name, "sent an answer that does not parse")
+				if malformed == nil {
+					malformed = badAnswer{err}
+				}
+				continue
+			}
 			r.attemptFailed(s, m, err)
 			errs = append(errs, err)
 			if ctx.Err() != nil {
@@ -513,7 +558,7 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 		if reply.Rcode == dns.RcodeServerFailure || reply.Rcode == dns.RcodeRefused {
 			switch {
 			case reply.Rcode == dns.RcodeServerFailure && !hasEDE(reply):
-				r.servfailed(s, m, q.Question[0].Name)
+				r.check(s, m, q.Question[0].Name, "answered SERVFAIL")
 			case ownFailure(reply):
 				r.failed(s, m, fmt.Errorf("upstream %s answered %s", m.u.Name(), dns.RcodeToString[reply.Rcode]))
 			default:
@@ -533,6 +578,9 @@ func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cach
 			r.cache.put(e)
 		}
 		return e, info, nil
+	}
+	if malformed != nil {
+		return nil, Info{}, malformed
 	}
 	if fallback != nil {
 		return fallback, fallbackInfo, nil
@@ -601,27 +649,24 @@ func (r *Resolver) allDown(s *upstreamSet) error {
 	}
 	var parts []string
 	for _, m := range s.members {
-		parts = append(parts, m.u.Name()+" is down ("+m.lastError()+")")
+		parts = append(parts, m.u.Name()+" is down ("+m.h.lastError()+")")
 	}
 	return fmt.Errorf("%w: %s", ErrNoUpstream, strings.Join(parts, "; "))
 }
 
 // attemptFailed holds an attempt's error against m when the failure model says it counts (see the
-// package doc): a connection that could not be made, a TLS failure, a stalled connection, a
-// malformed reply, a server that closed every connection without answering. A timeout alone does
-// not: it is the caller's deadline, or one slow name, unless the upstream recorded a fault (a
-// failed dial, a stall) since m last looked, which counts once.
+// package doc), each event once. A dial or handshake that failed, a connection that stalled or
+// that the server closed before answering anything are connection faults, which the upstream
+// counts (upstream.Upstream.Faults): of the lookups that waited on that connection only the first
+// to look counts it. A timeout alone is no fault (the caller's deadline, or one slow name) unless
+// the connection faulted meanwhile.
 func (r *Resolver) attemptFailed(s *upstreamSet, m *member, err error) {
-	fault := m.newFaults()
-	switch {
-	case errors.Is(err, upstream.ErrClosed), errors.Is(err, upstream.ErrBadQuery):
+	if errors.Is(err, upstream.ErrClosed) || errors.Is(err, upstream.ErrBadQuery) {
 		return // a reload closed the upstream; a query no server could be sent
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		if !fault {
-			return
-		}
 	}
-	r.failed(s, m, err)
+	if m.newFaults() {
+		r.failed(s, m, err)
+	}
 }
 
 // hasEDE reports whether m carries an Extended DNS Error.
@@ -656,17 +701,6 @@ func ownFailure(m *dns.Msg) bool {
 		}
 	}
 	return true
-}
-
-func (r *Resolver) failed(s *upstreamSet, m *member, err error) {
-	if m.fail(err, s.opts.MaxFails) {
-		r.log.Warn("upstream down", "upstream", m.u.Name(), "addr", m.u.Addr(), "err", err)
-		if !r.goWork(func() { r.probe(s, m) }) {
-			m.mu.Lock()
-			m.probing = false
-			m.mu.Unlock()
-		}
-	}
 }
 
 // age lowers every TTL by the time an answer spent in the cache.

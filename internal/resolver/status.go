@@ -49,7 +49,7 @@ func (r *Resolver) Status() ([]UpstreamStatus, CacheStatus) {
 		o := m.u.Options()
 		host, port, _ := net.SplitHostPort(m.u.Addr())
 		p, _ := strconv.Atoi(port)
-		healthy, since, lastErr := m.state()
+		healthy, since, lastErr := m.h.snapshot()
 		us := UpstreamStatus{
 			Name: m.u.Name(), Address: host, Port: p, TLSName: o.TLSName,
 			Healthy: healthy, SRTTms: float64(st.SRTT.Microseconds()) / 1000,

@@ -453,10 +453,18 @@ func (c *conn) fail(err error) {
 	if c.reads.Load() > 0 {
 		lost = errConnDone
 	}
+	owed := false
 	for _, cl := range pending {
 		if !cl.abandoned {
+			owed = true
 			cl.reply <- result{err: lost}
 		}
+	}
+	// A connection the server ended (a read or write failed: not our own close for idling, a
+	// reset, a drain, a stall or Close) before answering anything while queries waited is one
+	// connection fault, however many queries it fails.
+	if owed && lost == errConnLost && !errors.Is(err, errConnLost) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrStalled) {
+		c.u.stats.dropped.Add(1)
 	}
 	c.u.removeConn(c)
 }

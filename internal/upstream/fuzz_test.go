@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -47,6 +48,13 @@ func FuzzReplyHandling(f *testing.F) {
 	f.Add([]byte{0x12, 0x34, 0x81, 0x80, 0, 0, 0, 5, 0, 0, 0, 0, 0xc0, 0xff, 0xee})
 	f.Add([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
 	f.Add([]byte{})
+	f.Add(func() []byte {
+		m := answer(q)
+		m.Id = id
+		m.Answer = []dns.RR{&dns.RFC3597{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeHTTPS, Class: dns.ClassINET, Ttl: 300}, Rdata: badHTTPSRdata}}
+		b, _ := m.Pack()
+		return b
+	}())
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		u, err := New(Options{Name: "fuzz", Address: "127.0.0.1", TLSName: "fuzz.example"})
 		if err != nil {
@@ -71,7 +79,13 @@ func FuzzReplyHandling(f *testing.F) {
 				t.Fatalf("delivered %x to the query %04x", r.msg, id)
 			}
 			m, err := u.reply(c, q, r.msg, time.Millisecond)
-			if err != nil {
+			var me *MalformedError
+			if errors.As(err, &me) && me.Relay != nil {
+				m = me.Relay // a zone's bad record, to be passed on as it came: it must pack
+				if _, err := m.Pack(); err != nil {
+					t.Fatalf("the relay of %x does not pack: %v", r.msg, err)
+				}
+			} else if err != nil {
 				return // a malformed reply: an error for the caller
 			}
 			if m.Id != q.Id {

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 
 	"github.com/miekg/dns"
@@ -17,49 +18,105 @@ const ednsSize = 1232
 // ErrBadQuery is returned for a message that cannot be sent: no question, or more than one.
 var ErrBadQuery = errors.New("a query must have exactly one question")
 
-// wireQuery packs q for the wire without changing it: one question, AD set (RFC 6840 §5.7: a
+// wireQuery packs the query delve sends for q, built afresh whatever q holds: forwarding is hop
+// by hop. It has q's one question; opcode QUERY and RD (delve is a stub: its upstreams recurse,
+// and a recursive server answers RD=0 from a stub with REFUSED); q's CD; AD set (RFC 6840 §5.7: a
 // stub that wants the upstream's validation verdict asks with AD=1, and the answer's AD is then
 // that verdict whoever asked, so one cached answer serves every client; the DNS listener clears
-// AD again for a client that set neither AD nor DO, §5.8), EDNS(0) with the client's DO bit and
-// UDP size, the edns-tcp-keepalive option (RFC 7828 §3.2.1: empty in queries) and
-// padding to a multiple of 128 octets (RFC 7830, RFC 8467). Padding and keepalive options the
-// caller set are replaced, other options (such as ECS a caller chose to send) are kept.
+// AD again for a client that set neither AD nor DO, §5.8); and delve's own EDNS(0): UDP size
+// 1232, q's DO bit, the edns-tcp-keepalive option (RFC 7828 §3.2.1: empty in queries) and padding
+// to a multiple of 128 octets (RFC 7830, RFC 8467). Of q's EDNS options only Client Subnet goes
+// on (the DNS listener leaves it in only with ForwardECS, and the cache keys answers by it); q's
+// cookies, padding, keepalive and NSID, and every other record it carries, never do.
 func wireQuery(q *dns.Msg) ([]byte, error) {
 	if len(q.Question) != 1 {
 		return nil, ErrBadQuery
 	}
-	m := &dns.Msg{MsgHdr: q.MsgHdr, Question: q.Question}
-	m.Response = false
-	m.Id = 0
-	m.AuthenticatedData = true
+	m := &dns.Msg{MsgHdr: dns.MsgHdr{
+		Opcode: dns.OpcodeQuery, RecursionDesired: true, AuthenticatedData: true,
+		CheckingDisabled: q.CheckingDisabled,
+	}, Question: q.Question}
 	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 	opt.SetUDPSize(ednsSize)
 	if old := q.IsEdns0(); old != nil {
 		opt.SetDo(old.Do())
-		if old.UDPSize() > ednsSize {
-			opt.SetUDPSize(old.UDPSize())
-		}
 		for _, o := range old.Option {
-			switch o.Option() {
-			case dns.EDNS0PADDING, dns.EDNS0TCPKEEPALIVE:
-			default:
+			if o.Option() == dns.EDNS0SUBNET {
 				opt.Option = append(opt.Option, o)
 			}
-		}
-	}
-	for _, rr := range q.Extra {
-		if rr.Header().Rrtype != dns.TypeOPT {
-			m.Extra = append(m.Extra, rr)
 		}
 	}
 	opt.Option = append(opt.Option, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE})
 	pad := &dns.EDNS0_PADDING{}
 	opt.Option = append(opt.Option, pad)
-	m.Extra = append(m.Extra, opt)
+	m.Extra = []dns.RR{opt}
 	if n := m.Len() % paddingBlock; n != 0 {
 		pad.Padding = make([]byte, paddingBlock-n)
 	}
 	return m.Pack()
+}
+
+// salvage unpacks a reply that dns.Msg.Unpack refused, keeping each record that does not unpack
+// as opaque data (RFC 3597), for MalformedError.Relay. It returns nil unless the header and the
+// one question unpack, every record is framed right (its name, fixed fields and data length end
+// where the next begins, the last at the end of the message), and each record kept opaque is of
+// a type whose data holds no compressed name (RFC 3597 §4 lists those that may), since its
+// octets are passed on as they are.
+func salvage(raw []byte) *dns.Msg {
+	qend := questionEnd(raw)
+	if qend < 0 {
+		return nil
+	}
+	hq := append([]byte(nil), raw[:qend]...)
+	clear(hq[6:12]) // no records: unpack the header and question alone
+	m := new(dns.Msg)
+	if err := m.Unpack(hq); err != nil || len(m.Question) != 1 {
+		return nil
+	}
+	off := qend
+	for i, sec := range []*[]dns.RR{&m.Answer, &m.Ns, &m.Extra} {
+		for range binary.BigEndian.Uint16(raw[6+2*i:]) {
+			rr, next, err := dns.UnpackRR(raw, off)
+			if err != nil {
+				if rr, next = opaque(raw, off); rr == nil {
+					return nil
+				}
+			}
+			*sec = append(*sec, rr)
+			off = next
+		}
+	}
+	if off != len(raw) {
+		return nil
+	}
+	return m
+}
+
+// opaque reads the record at off as RFC 3597 opaque data, or returns nil (see salvage).
+func opaque(raw []byte, off int) (dns.RR, int) {
+	name, off, err := dns.UnpackDomainName(raw, off)
+	if err != nil || off+10 > len(raw) {
+		return nil, 0
+	}
+	h := dns.RR_Header{
+		Name:     name,
+		Rrtype:   binary.BigEndian.Uint16(raw[off:]),
+		Class:    binary.BigEndian.Uint16(raw[off+2:]),
+		Ttl:      binary.BigEndian.Uint32(raw[off+4:]),
+		Rdlength: binary.BigEndian.Uint16(raw[off+8:]),
+	}
+	off += 10
+	end := off + int(h.Rdlength)
+	if end > len(raw) {
+		return nil, 0
+	}
+	switch h.Rrtype {
+	case dns.TypeOPT, dns.TypeNS, dns.TypeMD, dns.TypeMF, dns.TypeCNAME, dns.TypeSOA, dns.TypeMB,
+		dns.TypeMG, dns.TypeMR, dns.TypePTR, dns.TypeMINFO, dns.TypeMX, dns.TypeRP, dns.TypeAFSDB,
+		dns.TypeRT, dns.TypeSIG, dns.TypePX, dns.TypeNXT, dns.TypeNAPTR, dns.TypeSRV:
+		return nil, 0
+	}
+	return &dns.RFC3597{Hdr: h, Rdata: hex.EncodeToString(raw[off:end])}, end
 }
 
 // questionEnd returns the offset just past the question section of a packed message with one

@@ -41,6 +41,33 @@ var ErrClosed = errors.New("upstream closed")
 // ErrConnClosed is returned when the server closed every connection a query was sent on.
 var ErrConnClosed = errors.New("the server closed the connection before answering")
 
+// ErrMalformed is wrapped by the error of a reply that does not parse (*MalformedError).
+var ErrMalformed = errors.New("the answer does not parse")
+
+// MalformedError is a reply, matched to its query by ID and question, that miekg/dns cannot
+// unpack. It is most often one record a zone published and the recursive server relayed as it
+// came (an HTTPS record whose SvcParamKeys are out of order): the name's problem, not the
+// server's, so it is an error of the lookup and never, by itself, of the upstream.
+type MalformedError struct {
+	// Relay is the reply with each record that does not unpack kept as opaque data (RFC 3597),
+	// when its header, question and record framing are sound and no such record is of a type
+	// whose data may hold compressed names: what a forwarder can pass on as it came. Nil
+	// otherwise. It is shared: copy it before changing it.
+	Relay *dns.Msg
+	Err   error // miekg/dns's reason
+
+	upstream, name string
+}
+
+func (e *MalformedError) Error() string {
+	if e.Relay != nil {
+		return fmt.Sprintf("the answer for %s from upstream %s does not parse (a record its zone publishes is malformed): %v", e.name, e.upstream, e.Err)
+	}
+	return fmt.Sprintf("the answer for %s from upstream %s does not parse: %v", e.name, e.upstream, e.Err)
+}
+
+func (e *MalformedError) Unwrap() []error { return []error{ErrMalformed, e.Err} }
+
 // Options configure one DoT server. Zero values mean the documented defaults.
 type Options struct {
 	Name    string // shown in errors and status; default "address:port"
@@ -81,6 +108,7 @@ type Stats struct {
 	Retries     uint64        // queries sent again after their connection closed
 	Stalls      uint64        // connections closed as stalled (StallInterval)
 	DialFails   uint64        // connections that could not be made: TCP, TLS, or the dial timeout
+	Dropped     uint64        // connections the server closed, with queries owed, before answering any
 	Unmatched   uint64        // replies dropped because no query matched their ID and question
 	ConnsOpened uint64        // TLS connections established
 	Resumed     uint64        // of which resumed a TLS session
@@ -90,7 +118,7 @@ type Stats struct {
 }
 
 type counters struct {
-	queries, errors, retries, unmatched, opened, resumed, stalls, dialFails atomic.Uint64
+	queries, errors, retries, unmatched, opened, resumed, stalls, dialFails, dropped atomic.Uint64
 }
 
 // Upstream is one DNS-over-TLS server with a small pool of pipelined connections. It is safe for
@@ -256,13 +284,29 @@ func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 
 func (u *Upstream) reply(c *conn, q *dns.Msg, raw []byte, rtt time.Duration) (*dns.Msg, error) {
 	m := new(dns.Msg)
+	var malformed *MalformedError
 	if err := m.Unpack(raw); err != nil {
-		return nil, fmt.Errorf("upstream %s: malformed reply: %w", u.label(), err)
+		malformed = &MalformedError{upstream: u.label(), name: q.Question[0].Name, Err: err}
+		if m = salvage(raw); m == nil {
+			return nil, malformed
+		}
 	}
 	m.Id = q.Id
 	if ka, ok := cleanReply(m); ok {
 		c.setKeepalive(ka)
 	}
+	if malformed != nil {
+		// The connection worked: its round trip is as good a measure as any other reply's.
+		u.measure(rtt)
+		malformed.Relay = m
+		return nil, malformed
+	}
+	u.measure(rtt)
+	return m, nil
+}
+
+// measure folds one round trip into the smoothed RTT.
+func (u *Upstream) measure(rtt time.Duration) {
 	u.mu.Lock()
 	if u.srtt == 0 {
 		u.srtt = rtt
@@ -270,7 +314,6 @@ func (u *Upstream) reply(c *conn, q *dns.Msg, raw []byte, rtt time.Duration) (*d
 		u.srtt += (rtt - u.srtt) / 8
 	}
 	u.mu.Unlock()
-	return m, nil
 }
 
 // acquire returns a connection with a slot reserved for one query: the least loaded open one,
@@ -527,6 +570,7 @@ func (u *Upstream) Stats() Stats {
 		Unmatched:   u.stats.unmatched.Load(),
 		Stalls:      u.stats.stalls.Load(),
 		DialFails:   u.stats.dialFails.Load(),
+		Dropped:     u.stats.dropped.Load(),
 		ConnsOpened: u.stats.opened.Load(),
 		Resumed:     u.stats.resumed.Load(),
 	}
@@ -542,12 +586,14 @@ func (u *Upstream) Stats() Stats {
 	return s
 }
 
-// Faults counts what holds against the server's health whether or not a caller was still
-// waiting to see it: connections that could not be made (Stats.DialFails) and connections closed
-// as stalled (Stats.Stalls). A caller that gave up sees only its own deadline; comparing Faults
-// before and after tells whether the server was at fault meanwhile.
+// Faults counts the connection faults: connections that could not be made (Stats.DialFails),
+// closed as stalled (Stats.Stalls), or closed by the server before it answered anything
+// (Stats.Dropped). Each is one event, however many queries waited on that connection, and is
+// counted whether or not a caller was still waiting to see it: a caller that gave up sees only
+// its own deadline, and of many callers that saw one failed dial only one should count it.
+// Comparing Faults before and after tells whether a fault happened meanwhile.
 func (u *Upstream) Faults() uint64 {
-	return u.stats.stalls.Load() + u.stats.dialFails.Load()
+	return u.stats.stalls.Load() + u.stats.dialFails.Load() + u.stats.dropped.Load()
 }
 
 // SRTT is the smoothed round-trip time of answered queries, zero before the first.
