@@ -31,17 +31,25 @@ ARGS    ?= openwrt.org
 .PHONY: help build run demo test lint deps
 help:
 	@echo 'make build   build ./delve for this machine'
-	@echo 'make run     look up $$ARGS (default: openwrt.org) over DoT: make run ARGS="example.com AAAA"'
+	@echo 'make run     build ./delve, then look up $$ARGS (default: openwrt.org) over DoT: make run ARGS="example.com AAAA"'
 	@echo 'make demo    offline: delve against a DoT server on loopback (unbound), then the daemon: JSON-RPC, DNS, status'
 	@echo 'make test    install the Debian packages the tests need (as root), then lint and go test -race'
+	@echo 'make deps    only install the Debian packages the tests need (as root)'
 	@echo 'make lint    gofmt and go vet'
+	@echo 'make bench   delve against stubby, unbound and kdig on one loopback DoT server (installs them; bench/README.md)'
+	@echo 'make soak    1,000,000 lookups through the real daemon, at most 10 minutes; RSS, goroutines and fds stay flat'
 	@$(MAKE) -s --no-print-directory help-router
 
 build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o delve ./cmd/delve
 
+# make run builds ./delve first, saying so (a cold build cache takes minutes), then runs it. make
+# turns any failure into its own exit status 2, so delve's own (1 no such records, 2 usage or
+# configuration, 3 no upstream answered) is printed; a script runs ./delve itself.
 run:
-	$(GO) run $(GOFLAGS_BUILD) ./cmd/delve $(ARGS)
+	@echo 'make run: building ./delve $(VERSION) (minutes on a cold build cache), then ./delve $(ARGS)' >&2
+	@$(MAKE) -s --no-print-directory build
+	@./delve $(ARGS) || { s=$$?; echo "make run: delve exited with status $$s (1: no such records; 2: usage or configuration; 3: no upstream answered)" >&2; exit $$s; }
 
 # The offline way to see delve work: scripts/demo starts unbound on loopback (internal/testenv),
 # runs ./delve and delve serve against it, shows each command, and stops what it started.

@@ -1,6 +1,7 @@
 package ubus_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -367,7 +369,7 @@ func startDaemon(t *testing.T, ub *testenv.Unbound, timeoutMS int, upstreams [][
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("delve serve not answering on %s after 10 s; log:\n%s", d.socket, d.log)
+			t.Fatalf("delve serve not answering on %s after 30 s; log:\n%s", d.socket, d.log)
 		}
 	}
 }
@@ -720,4 +722,72 @@ func holdSilently(t *testing.T, l net.Listener) {
 			c.Close()
 		}
 	})
+}
+
+// TestREADMESocketExamples runs the README's socket examples against a daemon with the upstream
+// "test" (unbound's delve.test zone): each "> request" line on the socket gets the "< reply" line
+// after it, and each `$ echo '...' | delve rpcd call METHOD` prints the line after it, apart from
+// the round trip's rtt_ms. The cache is flushed before each, as the examples show first lookups.
+func TestREADMESocketExamples(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	d := startDaemon(t, ub, 2000, [][2]string{{"test", ub.Addr()}})
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	same := func(what, got, want string) {
+		t.Helper()
+		var g, w any
+		if err := json.Unmarshal([]byte(got), &g); err != nil {
+			t.Fatalf("%s: %q: %v", what, got, err)
+		}
+		if err := json.Unmarshal([]byte(want), &w); err != nil {
+			t.Fatalf("%s: the README's %q: %v", what, want, err)
+		}
+		for _, v := range []any{g, w} {
+			if m, ok := v.(map[string]any); ok {
+				delete(m, "rtt_ms")
+				if r, ok := m["result"].(map[string]any); ok {
+					delete(r, "rtt_ms")
+				}
+			}
+		}
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("%s:\n got %s\nwant %s (README)", what, got, want)
+		}
+	}
+	flush := func() { rpcd(t, d.env, []byte(`{}`), "call", "flush") }
+	wire, shell := 0, 0
+	for i := 0; i+1 < len(lines); i++ {
+		line, next := lines[i], lines[i+1]
+		switch {
+		case strings.HasPrefix(line, "> {") && strings.HasPrefix(next, "< {"):
+			flush()
+			c, err := net.Dial("unix", d.socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(c, line[2:]+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			reply, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			same(line, strings.TrimSpace(reply), next[2:])
+			wire++
+		case strings.HasPrefix(line, "$ echo '") && strings.Contains(line, "' | delve rpcd call "):
+			params, method, _ := strings.Cut(strings.TrimPrefix(line, "$ echo '"), "' | delve rpcd call ")
+			flush()
+			r := rpcd(t, d.env, []byte(params), "call", strings.TrimSpace(method))
+			same(line, strings.TrimSpace(string(r.raw)), next)
+			shell++
+		}
+	}
+	if wire < 2 || shell < 2 {
+		t.Fatalf("found %d socket and %d delve rpcd call examples in the README, want 2 of each", wire, shell)
+	}
 }

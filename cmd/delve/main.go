@@ -45,19 +45,40 @@ func run(args []string) int {
 	return cli.Run(ctx, args, os.Stdout, os.Stderr)
 }
 
+// serveUsage is what delve serve --help prints.
+const serveUsage = `usage: delve serve [-c FILE | --config FILE]
+
+Runs the daemon (procd starts it from /etc/init.d/delve): lookups over JSON-RPC 2.0 on a unix
+socket, a WebSocket and plain DNS, as the UCI file configures them.
+
+  -c, --config FILE   UCI file (default /etc/config/delve)
+  -h, --help          this text
+
+Exit status: 0 after SIGTERM or SIGINT, or when the file says enabled '0'; 1 when it cannot
+serve (the socket is taken, another delve answers on it, a listener cannot bind); 2 for a bad
+file or command line.
+`
+
 // serve runs the daemon: exit 0 after a clean shutdown or when disabled, 2 for a bad
 // configuration or command line, 1 when it cannot serve (the socket is taken, ...).
 func serve(ctx context.Context, args []string) int {
 	var opts daemon.Options
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
-		case (a == "--config" || a == "-c") && i+1 < len(args):
+		case a == "-h" || a == "--help" || a == "help":
+			fmt.Print(serveUsage)
+			return cli.ExitOK
+		case a == "--config" || a == "-c":
+			if i+1 == len(args) {
+				fmt.Fprintf(os.Stderr, "delve serve: %s needs a file name (usage: delve serve [-c FILE | --config FILE])\n", a)
+				return cli.ExitUsage
+			}
 			i++
 			opts.Config = args[i]
 		case len(a) > 9 && a[:9] == "--config=":
 			opts.Config = a[9:]
 		default:
-			fmt.Fprintf(os.Stderr, "delve serve: unexpected argument %q (usage: delve serve [--config FILE])\n", a)
+			fmt.Fprintf(os.Stderr, "delve serve: unexpected argument %q (usage: delve serve [-c FILE | --config FILE]; delve serve --help)\n", a)
 			return cli.ExitUsage
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/daemon"
 	"github.com/delvedns/delve/internal/engine"
 	"github.com/delvedns/delve/internal/json"
 	"github.com/delvedns/delve/internal/resolver"
@@ -37,7 +38,7 @@ const (
 // Usage is the command's help text.
 const Usage = `usage: delve [flags] NAME [TYPE...]
        delve status|flush|reload|redial [--socket PATH] [--config FILE] [--json]
-       delve serve [--config FILE]
+       delve serve [-c FILE | --config FILE]
        delve rpcd list | delve rpcd call METHOD
        delve version | delve help
 
@@ -305,7 +306,8 @@ func (a *Args) run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	l := api.NewLookup(res.Name, res.Types, res.Rcode, res.Answers, res.Upstream, res.RTT, res.Cached, res.Secure)
 	if a.JSON {
-		b, _ := json.MarshalIndent(l, "", "  ")
+		// The lookup method's object, capped as the daemon caps it; the text below has every answer.
+		b, _ := json.MarshalIndent(daemon.LookupObject(res), "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
 		for _, ans := range l.Answers {

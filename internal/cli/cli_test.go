@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +16,9 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/delvedns/delve/internal/api"
+	"github.com/delvedns/delve/internal/daemon"
 	"github.com/delvedns/delve/internal/json"
+	"github.com/delvedns/delve/internal/jsonrpc"
 	"github.com/delvedns/delve/internal/testenv"
 )
 
@@ -171,6 +175,70 @@ func TestJSON(t *testing.T) {
 	if l.Name != "a.delve.test." || l.Rcode != "NOERROR" || len(l.Addresses) != 1 || l.Addresses[0] != "192.0.2.1" ||
 		len(l.Answers) != 1 || l.Answers[0].TTL != 300 || l.Upstream == "" {
 		t.Fatalf("%+v", l)
+	}
+}
+
+// TestJSONIsTheLookupMethods: `delve --json` prints the object the daemon's lookup method returns
+// for the same name, configuration and type, past MaxAnswers too (big.delve.test has 300 A
+// records: capped, answers_total), apart from the round trip's rtt_ms.
+func TestJSONIsTheLookupMethods(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	dir, err := os.MkdirTemp("", "dlv") // a unix socket path has at most 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	conf, socket := filepath.Join(dir, "delve"), filepath.Join(dir, "delve.sock")
+	body := "config delve 'main'\n\toption socket '" + socket + "'\n\toption ca_file '" + ub.CAFile + "'\n\n" +
+		"config upstream 'test'\n\toption address '127.0.0.1'\n\toption port '" + strconv.Itoa(ub.Port) + "'\n\toption tls_name '" + ub.TLSName + "'\n"
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(daemon.Options{Config: conf, Stdout: io.Discard, Stderr: io.Discard, Signals: make(chan os.Signal)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	for _, tc := range []struct{ name, typ string }{{"big.delve.test", "A"}, {"a.delve.test", "AAAA"}, {"missing.delve.test", "A"}} {
+		var fromDaemon map[string]any
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, err := jsonrpc.Dial(cctx, socket)
+			if err == nil {
+				err = c.Call(cctx, "lookup", map[string]any{"name": tc.name, "type": tc.typ}, &fromDaemon)
+				c.Close()
+			}
+			ccancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the daemon's lookup of %s: %v", tc.name, err)
+			}
+		}
+		out, errOut, code := run(t, "--config", conf, "--json", tc.name, tc.typ)
+		if code != ExitOK && code != ExitNoData {
+			t.Fatalf("%s: exit %d, %s", tc.name, code, errOut)
+		}
+		var cli map[string]any
+		if err := json.Unmarshal([]byte(out), &cli); err != nil {
+			t.Fatalf("%s: %v\n%s", tc.name, err, out)
+		}
+		dmn := fromDaemon
+		// The daemon asked first, so its answer came over the network; the CLI, with a cache of
+		// its own, too: both say cached false. Only the round trip's time differs.
+		delete(cli, "rtt_ms")
+		delete(dmn, "rtt_ms")
+		if !reflect.DeepEqual(cli, dmn) {
+			t.Errorf("%s %s: delve --json\n%v\nthe lookup method\n%v", tc.name, tc.typ, cli, dmn)
+		}
+		if tc.name == "big.delve.test" && (cli["capped"] != true || cli["answers_total"] != float64(300)) {
+			t.Errorf("big.delve.test: capped %v, answers_total %v; want true and 300", cli["capped"], cli["answers_total"])
+		}
 	}
 }
 

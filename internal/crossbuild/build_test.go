@@ -186,3 +186,31 @@ func TestArchesTable(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeHelpListsEveryTarget: `make help` names every target of the Makefile a person runs
+// (all but help itself and the helpers help-router and pkg-tools).
+func TestMakeHelpListsEveryTarget(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	help, err := run(buildTimeout, root, nil, "make", "-s", "--no-print-directory", "help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal := map[string]bool{"help": true, "help-router": true, "pkg-tools": true}
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		target, _, ok := strings.Cut(line, ":")
+		if !ok || target == "" || strings.ContainsAny(target, " \t$=#.") || internal[target] || strings.HasPrefix(line[len(target):], ":=") {
+			continue
+		}
+		n++
+		if !bytes.Contains(help, []byte("make "+target+" ")) {
+			t.Errorf("make help does not list %s:\n%s", target, help)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("found %d targets in the Makefile; the parsing is off", n)
+	}
+}

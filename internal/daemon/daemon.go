@@ -667,11 +667,19 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 		d.lookupEvent(jsonrpc.Event{Name: name, Error: string(aerr.Code)}, types, from, start)
 		return nil, aerr
 	}
+	l := LookupObject(res)
+	d.lookupEvent(jsonrpc.Event{Name: name, Rcode: l.Rcode, Upstream: l.Upstream, RTTms: l.RTTms, Cached: l.Cached}, types, from, start)
+	return l, nil
+}
+
+// LookupObject is the lookup method's result for a resolver result: the answers capped at
+// MaxAnswers (capped, answers_total), a serve-stale answer marked. `delve --json` prints the
+// same object.
+func LookupObject(res *resolver.Result) *api.Lookup {
 	l := api.NewLookup(res.Name, res.Types, res.Rcode, res.Answers, res.Upstream, res.RTT, res.Cached, res.Secure)
 	l.Stale = res.Stale
 	l.Cap(MaxAnswers)
-	d.lookupEvent(jsonrpc.Event{Name: name, Rcode: l.Rcode, Upstream: l.Upstream, RTTms: l.RTTms, Cached: l.Cached}, types, from, start)
-	return l, nil
+	return l
 }
 
 // lookupEvent completes ev and publishes it, when anyone subscribed.

@@ -468,6 +468,24 @@ func stallingDoT(t *testing.T) (port int, caFile string) {
 	return testenv.DiscardConns(t, ln), caFile
 }
 
+// TestREADMEStatesTheDrain: the README's signals paragraph says how long SIGTERM lets lookups
+// finish and how long procd waits, as ShutdownGrace and delve.init have them.
+func TestREADMEStatesTheDrain(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := strings.Join(strings.Fields(string(b)), " ")
+	for _, want := range []string{
+		fmt.Sprintf("let lookups in flight finish for at most %d s", ShutdownGrace/time.Second),
+		fmt.Sprintf("well inside the %d s procd waits before SIGKILL", termTimeout/time.Second),
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("the README does not say %q", want)
+		}
+	}
+}
+
 // TestStopWithinTermTimeout: the real binary, SIGTERM with lookups in flight on an upstream that
 // took them and never answers (the lookup timeout is 20 s) and socket and DNS lookups under way:
 // it exits 0 within ShutdownGrace and a moment, well inside the term_timeout delve.init gives

@@ -203,6 +203,31 @@ func TestDisabledExitsZero(t *testing.T) {
 	}
 }
 
+// TestServeCommandLine: delve serve --help prints its usage and exits 0; -c FILE is --config
+// FILE (what most daemons take); a missing file name or an unknown argument exits 2 saying so.
+func TestServeCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "delve")
+	_ = os.WriteFile(path, []byte("config delve 'main'\n\toption enabled '0'\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "--help"}, 0, "usage: delve serve [-c FILE | --config FILE]"},
+		{[]string{"serve", "-h"}, 0, "-c, --config FILE"},
+		{[]string{"serve", "-c", path}, 0, "disabled"},
+		{[]string{"serve", "--config=" + path}, 0, "disabled"},
+		{[]string{"serve", "-c"}, 2, "delve serve: -c needs a file name"},
+		{[]string{"serve", "--bogus"}, 2, `delve serve: unexpected argument "--bogus"`},
+	} {
+		p := startBinary(t, tc.args...)
+		if code := p.wait(t); code != tc.code || !strings.Contains(p.log.String(), tc.want) {
+			t.Errorf("delve %s: exit %d, output %q; want exit %d and %q", strings.Join(tc.args, " "), code, p.log.String(), tc.code, tc.want)
+		}
+	}
+}
+
 func TestBadConfigExitsTwo(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "delve")
