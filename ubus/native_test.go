@@ -45,12 +45,12 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
-// waitFor polls cond until it holds, for at most 10 s.
+// waitFor polls cond until it holds, for at most 30 s (a hang, not a speed).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
+			t.Fatalf("%s: not within 30 s", what)
 		}
 	}
 }

@@ -230,7 +230,7 @@ func TestUpstreamNeverDownWithoutProbe(t *testing.T) {
 	}
 	release()
 	bad.Store(false)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang, not a speed
 	for {
 		ups, _ := r.Status()
 		if ups[0].Healthy {
@@ -345,7 +345,7 @@ func TestResolverHealthUnderRandomFlaps(t *testing.T) {
 	}
 	badA.Store(false)
 	badB.Store(false)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang, not a speed
 	for {
 		ups, _ := r.Status()
 		if ups[0].Healthy && ups[1].Healthy {

@@ -115,8 +115,9 @@ func TestOneFailedDialIsOneFault(t *testing.T) {
 				return
 			}
 			go func() {
-				// Long enough that both lookups wait on this one dial.
-				time.Sleep(200 * time.Millisecond)
+				// Long enough that both lookups wait on this one dial, on a busy machine too
+				// (the lookups' deadline is 3 s).
+				time.Sleep(time.Second)
 				nc.Close()
 			}()
 		}
