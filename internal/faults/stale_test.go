@@ -82,9 +82,8 @@ func TestPrefetchThroughDNSListener(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run("prefetch "+strconv.FormatBool(on), func(t *testing.T) {
 			t.Parallel()
-			const tries = 3
 			var data []string
-			for i := range tries {
+			for i := range hitTries {
 				data = append(data, "pf"+strconv.Itoa(i)+".delve.test. 10 IN A 192.0.2.55")
 			}
 			ub := testenv.UnboundT(t, testenv.UnboundOptions{ExtraLocalData: data})
@@ -101,53 +100,38 @@ func TestPrefetchThroughDNSListener(t *testing.T) {
 			}
 			p := serve(t, c, serveOptions{})
 			cl := p.client(t)
-			queries := func() uint64 { return status(t, cl).Upstreams[0].Queries }
-			// The hit must reach the daemon in the last second of the answer's 10, which was cached
-			// between the first lookup's send (t0) and its reply (t1): the hit is sent at t1 + 9.2 s
-			// and counts only when its reply came before t0 + 10 s. A busy machine can make it late;
-			// then the same is tried with another name, not judged.
-			for i := range tries {
+			ask := func(try int, when string) *dns.Msg {
+				t.Helper()
 				q := new(dns.Msg)
-				q.SetQuestion("pf"+strconv.Itoa(i)+".delve.test.", dns.TypeA)
+				q.SetQuestion("pf"+strconv.Itoa(try)+".delve.test.", dns.TypeA)
 				pkt, _ := q.Pack()
-				ask := func(when string) *dns.Msg {
-					t.Helper()
-					r, err := dnsExchange(dnsAddr, pkt)
-					if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
-						t.Fatalf("%s: %v %v", when, r, err)
-					}
-					return r
+				r, err := dnsExchange(dnsAddr, pkt)
+				if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+					t.Fatalf("%s: %v %v", when, r, err)
 				}
-				t0 := time.Now()
-				ask("the first lookup")
-				t1 := time.Now()
-				ask("the first hit")
-				base, prefetches := queries(), status(t, cl).Cache.Prefetches
-				time.Sleep(time.Until(t1.Add(9200 * time.Millisecond))) // in the last second of 10
-				ask("the hit in the last tenth")
-				if late := time.Since(t0); late >= 10*time.Second {
-					t.Logf("%s: the hit came %v after the first lookup, past the answer's 10 s: again with another name", q.Question[0].Name, late)
-					continue
-				}
-				time.Sleep(time.Until(t0.Add(10500 * time.Millisecond))) // past the first answer's expiry
-				r := ask("the lookup after the expiry")
+				return r
+			}
+			var base, prefetches uint64
+			try, t0 := hitInLastTenth(t, 10*time.Second, func(try int, when string) { ask(try, when) }, func() {
 				st := status(t, cl)
-				n, pf := st.Upstreams[0].Queries-base, st.Cache.Prefetches-prefetches
-				if on {
-					if n != 1 || pf != 1 {
-						t.Fatalf("unbound was asked %d more times, prefetches %d; want the one prefetch", n, pf)
-					}
-					if ttl := r.Answer[0].Header().Ttl; ttl < 8 {
-						t.Fatalf("the answer after the expiry has TTL %d, want the prefetched one's (9 or 10)", ttl)
-					}
-					return
+				base, prefetches = st.Upstreams[0].Queries, st.Cache.Prefetches
+			})
+			time.Sleep(time.Until(t0.Add(10500 * time.Millisecond))) // past the first answer's expiry
+			r := ask(try, "the lookup after the expiry")
+			st := status(t, cl)
+			n, pf := st.Upstreams[0].Queries-base, st.Cache.Prefetches-prefetches
+			if on {
+				if n != 1 || pf != 1 {
+					t.Fatalf("unbound was asked %d more times, prefetches %d; want the one prefetch", n, pf)
 				}
-				if n != 1 || pf != 0 {
-					t.Fatalf("prefetch off: unbound was asked %d more times, prefetches %d; want the one miss", n, pf)
+				if ttl := r.Answer[0].Header().Ttl; ttl < 8 {
+					t.Fatalf("the answer after the expiry has TTL %d, want the prefetched one's (9 or 10)", ttl)
 				}
 				return
 			}
-			t.Fatalf("in %d tries the hit never came within the answer's 10 s: the machine is too busy for this test", tries)
+			if n != 1 || pf != 0 {
+				t.Fatalf("prefetch off: unbound was asked %d more times, prefetches %d; want the one miss", n, pf)
+			}
 		})
 	}
 }
