@@ -87,6 +87,34 @@ func TestShellcheck(t *testing.T) {
 	}
 }
 
+// TestUbusdACL: ubusd's ACL (/usr/share/acl.d/delve.json) lets the user delve publish the object
+// delve and nothing else: no access to other objects, no subscribing, no events (ubusd_acl.c
+// reads user|group, access, publish, subscribe, send, listen; root bypasses it, and every other
+// user needs it).
+func TestUbusdACL(t *testing.T) {
+	data, err := os.ReadFile("delve.ubusd-acl.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(raw)); !slices.Equal(keys, []string{"publish", "user"}) {
+		t.Fatalf("keys %v, want publish and user only", keys)
+	}
+	var acl struct {
+		User    string   `json:"user"`
+		Publish []string `json:"publish"`
+	}
+	if err := json.Unmarshal(data, &acl); err != nil {
+		t.Fatal(err)
+	}
+	if acl.User != "delve" || !slices.Equal(acl.Publish, []string{"delve"}) {
+		t.Fatalf("ACL %+v, want user delve publishing delve", acl)
+	}
+}
+
 func TestACL(t *testing.T) {
 	data, err := os.ReadFile("delve.acl.json")
 	if err != nil {
@@ -618,6 +646,48 @@ func testInitScript(t *testing.T, sh []string) {
 		expectDHCP(t, h, fixture, 0)
 		if logged := h.take("logger.log"); logged != nil {
 			t.Errorf("logged %q", logged)
+		}
+	})
+
+	t.Run("unprivileged", func(t *testing.T) {
+		h := newHarness(t, sh, dhcpFixture)
+		// Without the user (a package that could not make it), root as before.
+		h.run("start")
+		if inst := h.procd().Services[0].Instances["delve"]; inst["user"] != nil {
+			t.Fatalf("user %q without a user delve", inst["user"])
+		}
+		if got := h.take("own.log"); got != nil {
+			t.Fatalf("files given away without a user delve: %q", got)
+		}
+		writeFile(t, filepath.Join(h.state, "passwd"), "root:x:0:0:root:/root:/bin/ash\ndelve:x:32768:32768:delve:/var/run/delve:/bin/false\n", 0o644)
+		// The user appeared (the package made it): a reload restarts the daemon as delve, since
+		// procd answers a changed definition with reload_signal alone.
+		h.run("reload")
+		pc := h.procd()
+		if len(pc.Kills) != 1 || len(pc.Services) != 1 || !slices.Equal(pc.Services[0].Instances["delve"]["user"], []string{"delve"}) {
+			t.Fatalf("procd calls %+v, want a stop and the instance with user delve", pc)
+		}
+		if got := h.take("own.log"); !slices.Equal(got, []string{"own /var/run/delve", "own config"}) {
+			t.Fatalf("ownership %q, want the socket directory and the config", got)
+		}
+		// Another socket in an existing shared directory: only the config; no restart.
+		h.edit("option socket '/var/run/delve/delve.sock'", "option socket '"+h.state+"/d.sock'")
+		h.run("reload")
+		if pc := h.procd(); len(pc.Kills) != 0 || len(pc.Services) != 1 {
+			t.Fatalf("procd calls %+v, want the definition only", pc)
+		}
+		if got := h.take("own.log"); !slices.Equal(got, []string{"own config"}) {
+			t.Fatalf("ownership %q, want the config only", got)
+		}
+		// Port 53 takes root, says so, and restarts.
+		h.edit("list listen '127.0.0.1:5453'", "list listen '127.0.0.1:53'")
+		h.run("reload")
+		pc = h.procd()
+		if len(pc.Kills) != 1 || len(pc.Services) != 1 || pc.Services[0].Instances["delve"]["user"] != nil {
+			t.Fatalf("procd calls %+v, want a stop and the instance without a user", pc)
+		}
+		if logged := h.take("logger.log"); len(logged) != 1 || !strings.Contains(logged[0], "127.0.0.1:53 has a port below 1024") {
+			t.Fatalf("logged %q", logged)
 		}
 	})
 

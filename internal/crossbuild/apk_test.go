@@ -412,7 +412,7 @@ func TestAPK(t *testing.T) {
 			t.Errorf("paths not sorted: %v", dirs)
 		}
 		want := []string{"", "etc", "etc/config", "etc/init.d", "lib", "lib/apk", "lib/apk/packages", "usr", "usr/bin",
-			"usr/libexec", "usr/libexec/rpcd", "usr/share", "usr/share/rpcd", "usr/share/rpcd/acl.d"}
+			"usr/libexec", "usr/libexec/rpcd", "usr/share", "usr/share/acl.d", "usr/share/rpcd", "usr/share/rpcd/acl.d"}
 		if !slices.Equal(dirs, want) {
 			t.Errorf("directories %q, want %q", dirs, want)
 		}
@@ -437,6 +437,7 @@ func TestAPK(t *testing.T) {
 			"/etc/init.d/delve":                        {0o755, "files/delve.init"},
 			"/usr/bin/delve":                           {0o755, ""},
 			"/usr/libexec/rpcd/delve":                  {0o755, "files/delve.rpcd"},
+			"/usr/share/acl.d/delve.json":              {0o644, "files/delve.ubusd-acl.json"},
 			"/usr/share/rpcd/acl.d/delve.json":         {0o644, "files/delve.acl.json"},
 			"/lib/apk/packages/delve.list":             {0o644, ""},
 			"/lib/apk/packages/delve.conffiles":        {0o644, ""},
@@ -512,7 +513,7 @@ func TestAPK(t *testing.T) {
 
 		// OpenWrt's package metadata (package-pack.mk): the installed paths, sorted; the
 		// conffiles; each conffile with its SHA-256.
-		list := "/etc/config/delve\n/etc/init.d/delve\n/usr/bin/delve\n/usr/libexec/rpcd/delve\n/usr/share/rpcd/acl.d/delve.json\n"
+		list := "/etc/config/delve\n/etc/init.d/delve\n/usr/bin/delve\n/usr/libexec/rpcd/delve\n/usr/share/acl.d/delve.json\n/usr/share/rpcd/acl.d/delve.json\n"
 		if got := string(files["/lib/apk/packages/delve.list"].data); got != list {
 			t.Errorf("delve.list:\n%s\nwant\n%s", got, list)
 		}

@@ -219,6 +219,8 @@ func TestIPK(t *testing.T) {
 			{"./usr/libexec/rpcd/", 0o755, ""},
 			{"./usr/libexec/rpcd/delve", 0o755, "files/delve.rpcd"},
 			{"./usr/share/", 0o755, ""},
+			{"./usr/share/acl.d/", 0o755, ""},
+			{"./usr/share/acl.d/delve.json", 0o644, "files/delve.ubusd-acl.json"},
 			{"./usr/share/rpcd/", 0o755, ""},
 			{"./usr/share/rpcd/acl.d/", 0o755, ""},
 			{"./usr/share/rpcd/acl.d/delve.json", 0o644, "files/delve.acl.json"},

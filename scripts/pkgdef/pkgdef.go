@@ -59,6 +59,7 @@ func Payload(bin string) []File {
 		{"etc/init.d/delve", "delve.init", 0o755},
 		{BinPath, bin, 0o755},
 		{"usr/libexec/rpcd/delve", "delve.rpcd", 0o755},
+		{"usr/share/acl.d/delve.json", "delve.ubusd-acl.json", 0o644},
 		{"usr/share/rpcd/acl.d/delve.json", "delve.acl.json", 0o644},
 	}
 }
@@ -94,16 +95,41 @@ func Read(files, bin string) ([]Content, error) {
 
 // The package's own maintainer steps, the feed recipe's define Package/delve/postinst and
 // /postrm. OpenWrt wraps them in its generated scripts (mkipk and mkapk write those, each as
-// OpenWrt does for its format). rpcd reads its exec plugins at start and on reload: reloading it
-// makes the ubus object delve appear, and after removal go. In an image build ($IPKG_INSTROOT
-// set) rpcd starts later with the plugin anyway.
+// OpenWrt does for its format), which source /lib/functions.sh first and, after postinst, enable
+// and start /etc/init.d/delve.
+//
+// postinst makes the user delve and its group delve, which the init script runs the daemon as,
+// with the first id from 32768 up that no user and no group has, with /lib/functions.sh's
+// user_add and group_add, also in an image build; an existing user is kept. On a running router
+// it then has ubusd re-read /usr/share/acl.d (ubusd reads it at start and on SIGHUP) so that the
+// user may publish delve; restarts the daemon when it made the user and the daemon already runs
+// (an .apk's default_postinst starts it before this part, as root); and reloads rpcd, which reads
+// its exec plugins at start and on reload: the ubus object delve appears. postrm reloads rpcd,
+// and the object goes; the user stays, as OpenWrt packages leave theirs.
 const (
 	PostinstPkg = `#!/bin/sh
+made=
+if ! user_exists delve; then
+	made=1
+	id=32768
+	while grep -qs "^[^:]*:[^:]*:$id:" "${IPKG_INSTROOT}/etc/passwd" "${IPKG_INSTROOT}/etc/group"; do
+		id=$((id + 1))
+	done
+	group_exists delve || group_add delve "$id"
+	gid=$(sed -n 's/^delve:[^:]*:\([0-9]*\):.*/\1/p' "${IPKG_INSTROOT}/etc/group")
+	user_add delve "$id" "${gid:-$id}" delve /var/run/delve /bin/false
+fi
+[ -n "${IPKG_INSTROOT}" ] && exit 0
+for pid in $(pidof ubusd); do kill -HUP "$pid"; done
+[ -n "$made" ] && /etc/init.d/delve running 2>/dev/null && /etc/init.d/delve restart
+[ -x /etc/init.d/rpcd ] && /etc/init.d/rpcd reload
+exit 0
+`
+	Postrm = `#!/bin/sh
 [ -n "${IPKG_INSTROOT}" ] && exit 0
 [ -x /etc/init.d/rpcd ] && /etc/init.d/rpcd reload
 exit 0
 `
-	Postrm = PostinstPkg
 )
 
 var (

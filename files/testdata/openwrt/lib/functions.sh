@@ -113,3 +113,8 @@ config_list_foreach() {
 		c=$((c + 1))
 	done
 }
+
+# user_exists NAME, as the real one: NAME has a line in /etc/passwd (here the harness's).
+user_exists() {
+	grep -qs "^${1}:" "$DELVE_HARNESS_STATE/passwd"
+}
