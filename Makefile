@@ -67,8 +67,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Then the ubus decoders, which read what any local process sends through ubusd, are fuzzed for
-# a few seconds each (their seeds run in go test).
+# Every test; then the ubus decoders, which read what any local process sends through ubusd, are
+# fuzzed for a few seconds each (their seeds run in go test too).
 test: deps lint
 	$(GO) test -race -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./ubus/blob/
