@@ -151,7 +151,7 @@ return view.extend({
 
 		return E('div', {}, [
 			E('h2', {}, _('DNS over TLS: Lookup')),
-			E('div', { 'class': 'cbi-map-descr' }, _('Ask the delve daemon a name, as `ubus call delve lookup` does: through its cache and its DNS-over-TLS upstreams.')),
+			E('div', { 'class': 'cbi-map-descr' }, _('Ask the delve daemon for a name, as ubus call delve lookup does: through its cache and its DNS-over-TLS upstreams.')),
 			form,
 			E('div', { 'class': 'cbi-section', 'id': 'delve-result' })
 		]);

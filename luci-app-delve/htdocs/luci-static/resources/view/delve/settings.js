@@ -74,8 +74,9 @@ return view.extend({
 				E('p', {}, cfg.last_reload_error),
 				E('p', {}, _('It keeps running the configuration it loaded at %s. Correct the setting and apply again.').format(new Date(cfg.loaded_at).toLocaleString()))
 			]);
+		var ago = Math.max(0, Math.round((Date.now() - Date.parse(cfg.loaded_at)) / 1000));
 		return E('div', { 'class': 'alert-message notice', 'id': 'delve-config-state' },
-			_('The daemon runs the configuration it loaded at %s.').format(new Date(cfg.loaded_at).toLocaleString()));
+			_('The daemon runs the configuration it loaded at %s (%s ago).').format(new Date(cfg.loaded_at).toLocaleString(), '%t'.format(ago)));
 	},
 
 	pollDaemon: function() {

@@ -100,7 +100,7 @@ return view.extend({
 					: _('Loaded %s from %s.').format(since(cfg.loaded_at), cfg.file) ],
 				[ _('Strategy'), cfg.strategy ],
 				[ _('Lookups'), _('%d, of which %d failed').format(st.lookups || 0, st.lookup_failures || 0) ],
-				[ _('Memory'), _('%s resident (peak %s), %d goroutines, %d open files').format(
+				[ _('Process'), _('%s resident (peak %s), %d goroutines, %d open files').format(
 					'%1024.1mB'.format((proc.rss_kib || 0) * 1024), '%1024.1mB'.format((proc.peak_rss_kib || 0) * 1024),
 					proc.goroutines || 0, proc.open_fds || 0) ]
 			])
@@ -144,12 +144,9 @@ return view.extend({
 		nodes.push(E('div', { 'class': 'cbi-section' }, [ E('h3', {}, _('Upstreams')), table ]));
 
 		var cacheRows = [
-			[ _('Entries'), E('div', {}, [
-				bar(cache.entries, cache.size, '%d / %d'.format(cache.entries, cache.size)),
-				_('%d of %d').format(cache.entries || 0, cache.size || 0) ]) ],
-			[ _('Memory'), E('div', {}, [
-				bar(cache.bytes, cache.memory, '%1024.2mB / %1024.2mB'.format(cache.bytes, cache.memory)),
-				_('%s of %s').format('%1024.2mB'.format(cache.bytes || 0), '%1024.2mB'.format(cache.memory || 0)) ]) ],
+			[ _('Entries'), bar(cache.entries, cache.size, _('%d of %d').format(cache.entries || 0, cache.size || 0)) ],
+			[ _('Memory'), bar(cache.bytes, cache.memory,
+				_('%s of %s').format('%1024.2mB'.format(cache.bytes || 0), '%1024.2mB'.format(cache.memory || 0))) ],
 			[ _('Hit rate'), _('%s (%d hits, %d misses)').format(hitRate(cache), cache.hits || 0, cache.misses || 0) ],
 			[ _('Prefetches'), cache.prefetches || 0 ]
 		];

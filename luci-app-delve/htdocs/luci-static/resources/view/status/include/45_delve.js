@@ -24,8 +24,8 @@ return baseclass.extend({
 		var table = E('table', { 'class': 'table' });
 		(st.upstreams || []).forEach(function(u) {
 			var state = u.healthy
-				? _('healthy, %s').format(u.srtt_ms ? '%.1f ms'.format(u.srtt_ms) : _('not asked yet'))
-				: _('down: %s').format(u.last_error || '');
+				? (u.srtt_ms ? _('smoothed RTT %s').format('%.1f ms'.format(u.srtt_ms)) : _('not asked yet'))
+				: (u.last_error || '');
 			table.appendChild(E('tr', { 'class': 'tr' }, [
 				E('td', { 'class': 'td left', 'width': '33%' }, u.name),
 				E('td', { 'class': 'td left' }, [
@@ -39,7 +39,7 @@ return baseclass.extend({
 		table.appendChild(E('tr', { 'class': 'tr' }, [
 			E('td', { 'class': 'td left', 'width': '33%' }, _('Cache hit rate')),
 			E('td', { 'class': 'td left' }, asked
-				? _('%s of %d lookups (%d entries)').format('%.1f %%'.format(100 * c.hits / asked), asked, c.entries || 0)
+				? _('%s (%d hits, %d misses; %d entries cached)').format('%.1f %%'.format(100 * c.hits / asked), c.hits || 0, c.misses || 0, c.entries || 0)
 				: _('no lookups yet'))
 		]));
 		return table;
