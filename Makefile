@@ -88,16 +88,22 @@ MKIPK      = $(DIST)/.tools/mkipk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DAT
 MKAPK      = $(DIST)/.tools/mkapk -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files files
 ipk_name   = $(DIST)/delve_$(IPK_VERSION)_$(1).ipk
 apk_name   = $(DIST)/$(1)/delve-$(IPK_VERSION).apk
+# luci-app-delve is arch all, one package for every router, made from the luci-app-delve directory.
+LUCI_PKG   = -pkg luci-app-delve -arch all -version '$(IPK_VERSION)' -epoch '$(SOURCE_DATE_EPOCH)' -files luci-app-delve
+luci_ipk   = $(DIST)/luci-app-delve_$(IPK_VERSION)_all.ipk
+luci_apk   = $(DIST)/all/luci-app-delve-$(IPK_VERSION).apk
 # The size ratchet of $(SIZE_ARCH); internal/crossbuild's TestSizeBudget reads the same file.
 budget     = $(shell awk '$$1 == "$(1)" {print $$2}' scripts/size-budget)
 
-.PHONY: build-all ipk ipk-all apk apk-all size pkg-tools help-router
+.PHONY: build-all ipk ipk-all apk apk-all luci-ipk luci-apk size pkg-tools help-router
 help-router:
 	@echo 'make build-all          static binaries for every arch in scripts/arches: $(DIST)/ARCH/delve'
 	@echo 'make ipk ARCH=...       $(DIST)/delve_VERSION_ARCH.ipk for opkg (OpenWrt 24.10 and earlier)'
 	@echo 'make ipk-all            an .ipk for every arch'
 	@echo 'make apk ARCH=...       $(DIST)/ARCH/delve-VERSION.apk for apk (OpenWrt 25.12 and later)'
 	@echo 'make apk-all            an .apk for every arch'
+	@echo 'make luci-ipk           $(DIST)/luci-app-delve_VERSION_all.ipk, the LuCI app for opkg (ipk-all makes it too)'
+	@echo 'make luci-apk           $(DIST)/all/luci-app-delve-VERSION.apk, the LuCI app for apk (apk-all makes it too)'
 	@echo 'make size               binary, .ipk and .apk size per arch, where the bytes of $(SIZE_ARCH) go;'
 	@echo '                        fails when $(SIZE_ARCH) is over scripts/size-budget'
 
@@ -120,6 +126,12 @@ ipk-all: pkg-tools
 		$(MKIPK) -arch $$a -bin $(DIST)/$$a/delve -o $(DIST)/delve_$(IPK_VERSION)_$$a.ipk && \
 		echo $(DIST)/delve_$(IPK_VERSION)_$$a.ipk || exit 1; \
 	done
+	@$(DIST)/.tools/mkipk $(LUCI_PKG) -o '$(luci_ipk)'
+	@echo '$(luci_ipk)'
+
+luci-ipk: pkg-tools
+	@$(DIST)/.tools/mkipk $(LUCI_PKG) -o '$(luci_ipk)'
+	@echo '$(luci_ipk)'
 
 apk: pkg-tools
 	@if [ -z '$(ARCH)' ]; then echo 'usage: make apk ARCH=<OpenWrt arch>, one of: $(ARCHES)' >&2; exit 2; fi
@@ -133,6 +145,12 @@ apk-all: pkg-tools
 		$(MKAPK) -arch $$a -bin $(DIST)/$$a/delve -o $(DIST)/$$a/delve-$(IPK_VERSION).apk && \
 		echo $(DIST)/$$a/delve-$(IPK_VERSION).apk || exit 1; \
 	done
+	@mkdir -p '$(DIST)/all' && $(DIST)/.tools/mkapk $(LUCI_PKG) -o '$(luci_apk)'
+	@echo '$(luci_apk)'
+
+luci-apk: pkg-tools
+	@mkdir -p '$(DIST)/all' && $(DIST)/.tools/mkapk $(LUCI_PKG) -o '$(luci_apk)'
+	@echo '$(luci_apk)'
 
 # Both packages of every arch from one build each; then the ratchet of scripts/size-budget.
 size: pkg-tools

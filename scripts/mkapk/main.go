@@ -1,4 +1,4 @@
-// Command mkapk packs delve into an .apk for apk-tools v3, the package manager of OpenWrt 25.12
+// Command mkapk packs delve, or luci-app-delve (-pkg luci-app-delve -arch all), into an .apk for apk-tools v3, the package manager of OpenWrt 25.12
 // and later, as OpenWrt's build system does with `apk mkpkg` (include/package-pack.mk; the
 // format: apk-tools doc/apk-v3.5.scd, src/adb.h, src/apk_adb.h, src/apk_adb.c, src/app_mkpkg.c,
 // as of apk-tools 3.0.5). The file is "ADBd" and a raw deflate stream of: the header "ADB."
@@ -14,6 +14,8 @@
 //
 //	go run ./scripts/mkapk -arch mipsel_24kc -version 0.1.0-r1 -epoch 1700000000 \
 //		-bin dist/mipsel_24kc/delve -files files -o dist/mipsel_24kc/delve-0.1.0-r1.apk
+//	go run ./scripts/mkapk -pkg luci-app-delve -arch all -version 0.1.0-r1 -epoch 1700000000 \
+//		-files luci-app-delve -o dist/all/luci-app-delve-0.1.0-r1.apk
 package main
 
 import (
@@ -34,19 +36,23 @@ import (
 
 func main() {
 	var o options
-	flag.StringVar(&o.arch, "arch", "", "OpenWrt package architecture, e.g. mipsel_24kc (required)")
+	name := flag.String("pkg", pkgdef.Name, "the package: "+pkgdef.Name+" or "+pkgdef.LuCIName)
+	flag.StringVar(&o.arch, "arch", "", "OpenWrt package architecture, e.g. mipsel_24kc, or all for "+pkgdef.LuCIName+" (required)")
 	flag.StringVar(&o.version, "version", "", "package version, e.g. 1.2.3-r1 (required)")
-	flag.StringVar(&o.bin, "bin", "", "the delve binary built for -arch (required)")
-	flag.StringVar(&o.files, "files", "files", "directory with delve.init, delve.config, delve.rpcd and delve.acl.json")
-	flag.StringVar(&o.out, "o", "", "the .apk to write (default delve-VERSION.apk)")
+	flag.StringVar(&o.bin, "bin", "", "the delve binary built for -arch (required for "+pkgdef.Name+")")
+	flag.StringVar(&o.files, "files", "files", "for "+pkgdef.Name+": "+pkgdef.Delve().FilesHelp+"; for "+pkgdef.LuCIName+": "+pkgdef.LuCI().FilesHelp)
+	flag.StringVar(&o.out, "o", "", "the .apk to write (default PKG-VERSION.apk)")
 	epoch := flag.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "mtime of every file, Unix seconds (default $SOURCE_DATE_EPOCH)")
 	flag.Parse()
 	var err error
 	if o.mtime, err = pkgdef.Epoch(*epoch); err != nil {
 		fail(err)
 	}
+	if o.pkg, err = pkgdef.Lookup(*name); err != nil {
+		fail(err)
+	}
 	if o.out == "" {
-		o.out = fmt.Sprintf("%s-%s.apk", pkgdef.Name, o.version)
+		o.out = fmt.Sprintf("%s-%s.apk", o.pkg.Name, o.version)
 	}
 	apk, err := build(o)
 	if err != nil {
@@ -63,38 +69,40 @@ func fail(err error) {
 }
 
 type options struct {
+	pkg                            pkgdef.Package
 	arch, version, bin, files, out string
 	mtime                          time.Time
 }
 
-// The scripts OpenWrt's package-pack.mk generates for an .apk, quoted for shellcheck: the
-// package's own steps (pkgdef.PostinstPkg, pkgdef.Postrm) without their #! line after
-// OpenWrt's default_postinst / default_prerm, which enable and start, or stop and disable,
-// /etc/init.d/delve; nothing of it in an image build without /lib/functions.sh.
-// add_group_and_user creates the users a package asks for (delve asks for none).
-var (
+// scripts are the scripts OpenWrt's package-pack.mk generates for an .apk, quoted for
+// shellcheck: the package's own steps (PostinstPkg, Postrm) without their #! line after
+// OpenWrt's default_postinst / default_prerm, which enable and start, or stop and disable, the
+// package's init scripts (delve's /etc/init.d/delve; a LuCI app has none); nothing of it in an
+// image build without /lib/functions.sh. add_group_and_user creates the users a package asks
+// for (neither asks for any). A package without a Postrm has no post-deinstall.
+func scripts(p pkgdef.Package) (postInstall, postUpgrade, preDeinstall, postDeinstall string) {
 	postInstall = `#!/bin/sh
 [ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
 [ -s "${IPKG_INSTROOT}/lib/functions.sh" ] || exit 0
 # shellcheck source=/dev/null
 . "${IPKG_INSTROOT}/lib/functions.sh"
 export root="${IPKG_INSTROOT}"
-export pkgname="` + pkgdef.Name + `"
+export pkgname="` + p.Name + `"
 add_group_and_user
 default_postinst
-` + withoutShebang(pkgdef.PostinstPkg)
+` + withoutShebang(p.PostinstPkg)
 	// An upgrade runs the new package's post-upgrade, not its post-install.
-	postUpgrade  = "#!/bin/sh\nexport PKG_UPGRADE=1\n" + withoutShebang(postInstall)
+	postUpgrade = "#!/bin/sh\nexport PKG_UPGRADE=1\n" + withoutShebang(postInstall)
 	preDeinstall = `#!/bin/sh
 [ -s "${IPKG_INSTROOT}/lib/functions.sh" ] || exit 0
 # shellcheck source=/dev/null
 . "${IPKG_INSTROOT}/lib/functions.sh"
 export root="${IPKG_INSTROOT}"
-export pkgname="` + pkgdef.Name + `"
+export pkgname="` + p.Name + `"
 default_prerm
 `
-	postDeinstall = pkgdef.Postrm
-)
+	return postInstall, postUpgrade, preDeinstall, p.Postrm
+}
 
 // withoutShebang drops the #! lines, as package-pack.mk's sed '/^\s*#!/d'.
 func withoutShebang(s string) string {
@@ -143,7 +151,7 @@ type file struct {
 // tree is the payload plus what OpenWrt adds under /lib/apk/packages: NAME.list (the installed
 // paths, sorted), NAME.conffiles (kept over upgrades and by sysupgrade) and
 // NAME.conffiles_static (each conffile's path and SHA-256, which tells a changed one).
-func tree(payload []pkgdef.Content) ([]file, error) {
+func tree(p pkgdef.Package, payload []pkgdef.Content) ([]file, error) {
 	var files []file
 	var list []string
 	for _, c := range payload {
@@ -152,7 +160,7 @@ func tree(payload []pkgdef.Content) ([]file, error) {
 	}
 	slices.Sort(list)
 	var static strings.Builder
-	for _, cf := range pkgdef.Conffiles {
+	for _, cf := range p.Conffiles {
 		i := slices.IndexFunc(payload, func(c pkgdef.Content) bool { return "/"+c.Dst == cf })
 		if i < 0 {
 			return nil, fmt.Errorf("conffile %s is not in the payload", cf)
@@ -161,11 +169,13 @@ func tree(payload []pkgdef.Content) ([]file, error) {
 		fmt.Fprintf(&static, "%s %s\n", cf, hex.EncodeToString(sum[:]))
 	}
 	meta := "lib/apk/packages"
-	files = append(files,
-		file{meta, pkgdef.Name + ".list", metadataMode, []byte(strings.Join(list, "\n") + "\n")},
-		file{meta, pkgdef.Name + ".conffiles", metadataMode, []byte(strings.Join(pkgdef.Conffiles, "\n") + "\n")},
-		file{meta, pkgdef.Name + ".conffiles_static", metadataMode, []byte(static.String())},
-	)
+	files = append(files, file{meta, p.Name + ".list", metadataMode, []byte(strings.Join(list, "\n") + "\n")})
+	if len(p.Conffiles) > 0 {
+		files = append(files,
+			file{meta, p.Name + ".conffiles", metadataMode, []byte(strings.Join(p.Conffiles, "\n") + "\n")},
+			file{meta, p.Name + ".conffiles_static", metadataMode, []byte(static.String())},
+		)
+	}
 	return files, nil
 }
 
@@ -174,11 +184,14 @@ func build(o options) ([]byte, error) {
 	if err := pkgdef.Check(o.arch, o.version); err != nil {
 		return nil, err
 	}
-	payload, err := pkgdef.Read(o.files, o.bin)
+	if err := o.pkg.CheckArch(o.arch); err != nil {
+		return nil, err
+	}
+	payload, err := o.pkg.Read(o.files, o.bin)
 	if err != nil {
 		return nil, err
 	}
-	files, err := tree(payload)
+	files, err := tree(o.pkg, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -218,16 +231,16 @@ func encode(o options, files []file) ([]byte, error) {
 
 	a := newADB()
 	info := make([]uint32, piMax)
-	info[piName] = a.str(pkgdef.Name)
+	info[piName] = a.str(o.pkg.Name)
 	info[piVersion] = a.str(o.version)
-	info[piDescription] = a.str(strings.Join(pkgdef.Description, " "))
+	info[piDescription] = a.str(strings.Join(o.pkg.Description, " "))
 	info[piArch] = a.str(o.arch)
-	info[piLicense] = a.str(pkgdef.License)
-	info[piOrigin] = a.str(pkgdef.Source)
-	info[piURL] = a.str(pkgdef.URL)
+	info[piLicense] = a.str(o.pkg.License)
+	info[piOrigin] = a.str(o.pkg.Source)
+	info[piURL] = a.str(o.pkg.URL)
 	var deps []uint32
 	depNames := map[uint32]string{}
-	for _, d := range pkgdef.Depends {
+	for _, d := range o.pkg.Depends {
 		v := a.object([]uint32{0, a.str(d)}) // schema dependency: name only, any version
 		if _, dup := depNames[v]; !dup {
 			deps = append(deps, v)
@@ -282,12 +295,15 @@ func encode(o options, files []file) ([]byte, error) {
 	pkg[pkgInfo] = a.object(info)
 	sortByName(paths, pathNames)
 	pkg[pkgPaths] = a.array(paths)
-	scripts := make([]uint32, scriptMax)
-	scripts[scriptPostInstall] = a.str(postInstall)
-	scripts[scriptPreDeinstall] = a.str(preDeinstall)
-	scripts[scriptPostDeinstall] = a.str(postDeinstall)
-	scripts[scriptPostUpgrade] = a.str(postUpgrade)
-	pkg[pkgScripts] = a.object(scripts)
+	postInstall, postUpgrade, preDeinstall, postDeinstall := scripts(o.pkg)
+	slots := make([]uint32, scriptMax)
+	slots[scriptPostInstall] = a.str(postInstall)
+	slots[scriptPreDeinstall] = a.str(preDeinstall)
+	if postDeinstall != "" {
+		slots[scriptPostDeinstall] = a.str(postDeinstall)
+	}
+	slots[scriptPostUpgrade] = a.str(postUpgrade)
+	pkg[pkgScripts] = a.object(slots)
 	a.setRoot(a.object(pkg))
 	if a.err != nil {
 		return nil, a.err

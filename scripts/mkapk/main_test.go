@@ -20,7 +20,7 @@ func testOptions(t *testing.T) options {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return options{arch: "mipsel_24kc", version: "0.1.0-r1", bin: bin, files: "../../files", mtime: mtime}
+	return options{pkg: pkgdef.Delve(), arch: "mipsel_24kc", version: "0.1.0-r1", bin: bin, files: "../../files", mtime: mtime}
 }
 
 func TestBuildRefuses(t *testing.T) {

@@ -1,4 +1,4 @@
-// Command mkipk packs delve into an .ipk the way OpenWrt's ipkg-build does, so that opkg on
+// Command mkipk packs delve, or luci-app-delve (-pkg luci-app-delve -arch all), into an .ipk the way OpenWrt's ipkg-build does, so that opkg on
 // OpenWrt 24.10 and earlier installs it (OpenWrt's scripts/ipkg-build): a gzip-compressed tar (not ar)
 // holding ./debian-binary, ./data.tar.gz and ./control.tar.gz; GNU tar headers without PAX
 // records, numeric owner 0:0, entries sorted by name, every mtime SOURCE_DATE_EPOCH, gzip streams
@@ -6,6 +6,8 @@
 //
 //	go run ./scripts/mkipk -arch mipsel_24kc -version 0.1.0-r1 -epoch 1700000000 \
 //		-bin dist/mipsel_24kc/delve -files files -o dist/delve_0.1.0-r1_mipsel_24kc.ipk
+//	go run ./scripts/mkipk -pkg luci-app-delve -arch all -version 0.1.0-r1 -epoch 1700000000 \
+//		-files luci-app-delve -o dist/luci-app-delve_0.1.0-r1_all.ipk
 //
 // It is a separate program so that none of this ends up in the delve binary.
 package main
@@ -27,9 +29,9 @@ import (
 
 // Maintainer scripts. postinst and prerm are OpenWrt's generated ones for an .ipk
 // (package-pack.mk), quoted for shellcheck; default_postinst enables and starts /etc/init.d/delve,
-// then sources postinst-pkg (pkgdef.PostinstPkg), and default_prerm sources prerm-pkg, then
-// stops (and, unless upgrading, disables) the service. postrm (pkgdef.Postrm) runs after the
-// files are gone.
+// then sources postinst-pkg (the package's PostinstPkg), and default_prerm sources prerm-pkg,
+// then stops (and, unless upgrading, disables) the service. postrm (the package's Postrm, when
+// it has one) runs after the files are gone.
 const (
 	postinst = `#!/bin/sh
 [ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
@@ -48,18 +50,23 @@ default_prerm "$0" "$@"
 
 func main() {
 	var o options
-	flag.StringVar(&o.arch, "arch", "", "OpenWrt package architecture, e.g. mipsel_24kc (required)")
+	name := flag.String("pkg", pkgdef.Name, "the package: "+pkgdef.Name+" or "+pkgdef.LuCIName)
+	flag.StringVar(&o.arch, "arch", "", "OpenWrt package architecture, e.g. mipsel_24kc, or all for "+pkgdef.LuCIName+" (required)")
 	flag.StringVar(&o.version, "version", "", "package version in OpenWrt 24.10 form, e.g. 1.2.3-r1 (required)")
-	flag.StringVar(&o.bin, "bin", "", "the delve binary built for -arch (required)")
-	flag.StringVar(&o.files, "files", "files", "directory with delve.init, delve.config, delve.rpcd and delve.acl.json")
-	flag.StringVar(&o.out, "o", "", "the .ipk to write (default delve_VERSION_ARCH.ipk)")
+	flag.StringVar(&o.bin, "bin", "", "the delve binary built for -arch (required for "+pkgdef.Name+")")
+	flag.StringVar(&o.files, "files", "files", "for "+pkgdef.Name+": "+pkgdef.Delve().FilesHelp+"; for "+pkgdef.LuCIName+": "+pkgdef.LuCI().FilesHelp)
+	flag.StringVar(&o.out, "o", "", "the .ipk to write (default PKG_VERSION_ARCH.ipk)")
 	epoch := flag.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "mtime of every entry, Unix seconds (default $SOURCE_DATE_EPOCH)")
 	flag.Parse()
 	if err := o.setEpoch(*epoch); err != nil {
 		fail(err)
 	}
+	var err error
+	if o.pkg, err = pkgdef.Lookup(*name); err != nil {
+		fail(err)
+	}
 	if o.out == "" {
-		o.out = fmt.Sprintf("%s_%s_%s.ipk", pkgdef.Name, o.version, o.arch)
+		o.out = fmt.Sprintf("%s_%s_%s.ipk", o.pkg.Name, o.version, o.arch)
 	}
 	ipk, err := build(o)
 	if err != nil {
@@ -76,6 +83,7 @@ func fail(err error) {
 }
 
 type options struct {
+	pkg                            pkgdef.Package
 	arch, version, bin, files, out string
 	mtime                          time.Time
 }
@@ -91,7 +99,10 @@ func build(o options) ([]byte, error) {
 	if err := pkgdef.Check(o.arch, o.version); err != nil {
 		return nil, err
 	}
-	payload, err := pkgdef.Read(o.files, o.bin)
+	if err := o.pkg.CheckArch(o.arch); err != nil {
+		return nil, err
+	}
+	payload, err := o.pkg.Read(o.files, o.bin)
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +117,17 @@ func build(o options) ([]byte, error) {
 
 	var control tarball
 	control.add("control", controlFile(o, len(dataTar)), 0o644)
-	control.add("conffiles", []byte(strings.Join(pkgdef.Conffiles, "\n")+"\n"), 0o644)
+	if len(o.pkg.Conffiles) > 0 {
+		control.add("conffiles", []byte(strings.Join(o.pkg.Conffiles, "\n")+"\n"), 0o644)
+	}
 	control.add("postinst", []byte(postinst), 0o755)
-	control.add("postinst-pkg", []byte(pkgdef.PostinstPkg), 0o755)
+	if o.pkg.PostinstPkg != "" {
+		control.add("postinst-pkg", []byte(o.pkg.PostinstPkg), 0o755)
+	}
 	control.add("prerm", []byte(prerm), 0o755)
-	control.add("postrm", []byte(pkgdef.Postrm), 0o755)
+	if o.pkg.Postrm != "" {
+		control.add("postrm", []byte(o.pkg.Postrm), 0o755)
+	}
 	controlTar, err := control.tar(o.mtime)
 	if err != nil {
 		return nil, err
@@ -145,19 +162,20 @@ func build(o options) ([]byte, error) {
 func controlFile(o options, installedSize int) []byte {
 	var b strings.Builder
 	field := func(k, v string) { fmt.Fprintf(&b, "%s: %s\n", k, v) }
-	field("Package", pkgdef.Name)
+	p := o.pkg
+	field("Package", p.Name)
 	field("Version", o.version)
-	field("Depends", strings.Join(pkgdef.Depends, ", "))
-	field("Source", pkgdef.Source)
-	field("SourceName", pkgdef.Name)
-	field("License", pkgdef.License)
-	field("Section", pkgdef.Section)
+	field("Depends", strings.Join(p.Depends, ", "))
+	field("Source", p.Source)
+	field("SourceName", p.Name)
+	field("License", p.License)
+	field("Section", p.Section)
 	field("SourceDateEpoch", strconv.FormatInt(o.mtime.Unix(), 10))
-	field("URL", pkgdef.URL)
+	field("URL", p.URL)
 	field("Architecture", o.arch)
 	field("Installed-Size", strconv.Itoa(installedSize)) // bytes of the uncompressed data.tar
 	b.WriteString("Description: ")
-	for _, l := range pkgdef.Description {
+	for _, l := range p.Description {
 		b.WriteString(" " + strings.TrimLeft(l, " \t") + "\n")
 	}
 	return []byte(b.String())

@@ -16,7 +16,7 @@ func testOptions(t *testing.T) options {
 	if err := os.WriteFile(bin, []byte("\x7fELF not really"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	o := options{arch: "mipsel_24kc", version: "0.1.0-r1", bin: bin, files: "../../files"}
+	o := options{pkg: pkgdef.Delve(), arch: "mipsel_24kc", version: "0.1.0-r1", bin: bin, files: "../../files"}
 	if err := o.setEpoch("1700000000"); err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,9 @@ func TestBuildRefuses(t *testing.T) {
 		{"arch with a slash", func(o *options) { o.arch = "../x" }, "architecture"},
 		{"no binary", func(o *options) { o.bin = "" }, "-bin"},
 		{"missing file", func(o *options) { o.files = t.TempDir() }, "delve.config"},
+		{"delve for all", func(o *options) { o.arch = "all" }, "built per arch"},
+		{"LuCI app for an arch", func(o *options) { o.pkg, o.files = pkgdef.LuCI(), "../../luci-app-delve" }, "arch all"},
+		{"LuCI app without its files", func(o *options) { o.pkg, o.arch = pkgdef.LuCI(), "all" }, "htdocs"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := testOptions(t)

@@ -1,18 +1,23 @@
-// Package pkgdef is what delve's two package formats share: the metadata, the payload (which
-// file goes where, from where, with which mode), the conffiles and the package's own maintainer
-// steps. scripts/mkipk packs it for opkg (OpenWrt 24.10 and earlier), scripts/mkapk for apk
-// (25.12 and later); the feed recipe openwrt/delve/Makefile says the same, and
-// internal/crossbuild holds the three to each other.
+// Package pkgdef is what the project's two package formats share: for each package (delve, and
+// luci-app-delve), the metadata, the payload (which file goes where, from where, with which
+// mode), the conffiles and the package's own maintainer steps. scripts/mkipk packs it for opkg
+// (OpenWrt 24.10 and earlier), scripts/mkapk for apk (25.12 and later); the feed recipes
+// openwrt/delve/Makefile and luci-app-delve/Makefile say the same, and internal/crossbuild holds
+// them to each other.
 package pkgdef
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -73,25 +78,8 @@ type Content struct {
 	Data []byte
 }
 
-// Read reads the payload: the binary from bin, the rest from the files directory.
-func Read(files, bin string) ([]Content, error) {
-	if bin == "" {
-		return nil, errors.New("no -bin")
-	}
-	var out []Content
-	for _, f := range Payload(bin) {
-		src := f.Src
-		if f.Dst != BinPath {
-			src = filepath.Join(files, f.Src)
-		}
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s for /%s: %w", src, f.Dst, err)
-		}
-		out = append(out, Content{f, b})
-	}
-	return out, nil
-}
+// Read reads delve's payload: the binary from bin, the rest from the files directory.
+func Read(files, bin string) ([]Content, error) { return Delve().Read(files, bin) }
 
 // The package's own maintainer steps, the feed recipe's define Package/delve/postinst and
 // /postrm. OpenWrt wraps them in its generated scripts (mkipk and mkapk write those, each as
@@ -131,6 +119,153 @@ exit 0
 exit 0
 `
 )
+
+// Package is one package the project makes: what mkipk and mkapk need to know of it.
+type Package struct {
+	Name, Source, Section, URL, License string
+	Depends                             []string
+	Description                         []string // one entry a line, as the feed recipe has it
+	// Arch is the architecture of a package that has one for every router ("all"); empty for
+	// a package built per arch, around a binary.
+	Arch      string
+	Conffiles []string
+	// PostinstPkg and Postrm are the package's own maintainer steps; "" for none.
+	PostinstPkg, Postrm string
+	// FilesHelp says what the files directory (-files) holds, for the packers' usage.
+	FilesHelp string
+	payload   func(files, bin string) ([]File, error)
+}
+
+// Delve is the delve package: the binary, the service, the rpcd plugin.
+func Delve() Package {
+	return Package{
+		Name: Name, Source: Source, Section: Section, URL: URL, License: License,
+		Depends: Depends, Description: Description, Conffiles: Conffiles,
+		PostinstPkg: PostinstPkg, Postrm: Postrm,
+		FilesHelp: "directory with delve.init, delve.config, delve.rpcd and delve.acl.json",
+		payload: func(_, bin string) ([]File, error) {
+			if bin == "" {
+				return nil, errors.New("no -bin")
+			}
+			return Payload(bin), nil
+		},
+	}
+}
+
+// LuCIName is the LuCI application's package name; its files are in the repository's
+// luci-app-delve directory, laid out as in the openwrt/luci tree.
+const LuCIName = "luci-app-delve"
+
+// LuCIPostinst is luci.mk's postinst for every LuCI application: LuCI's caches of the menu and
+// the modules are dropped and rpcd re-reads its ACL files (the new access group).
+const LuCIPostinst = `#!/bin/sh
+[ -n "${IPKG_INSTROOT}" ] || {
+	rm -f /tmp/luci-indexcache.*
+	rm -rf /tmp/luci-modulecache/
+	killall -HUP rpcd 2>/dev/null
+	exit 0
+}
+`
+
+// LuCI is luci-app-delve, as luci-app-delve/Makefile (luci.mk) builds it: arch all, what
+// htdocs/ holds under /www and what root/ holds under /, the modes as in the source tree (luci.mk
+// copies with cp -pR: 0644, 0755 for an executable; directories 0755).
+func LuCI() Package {
+	return Package{
+		Name: LuCIName, Source: Source + "/luci-app-delve", Section: "luci", URL: URL, License: License,
+		Depends: []string{"libc", "luci-base", Name},
+		Description: []string{
+			"Status, a lookup tool and the settings of the delve DNS-over-TLS daemon in LuCI,",
+			"through its ubus object delve (Services > DNS over TLS).",
+		},
+		Arch:        "all",
+		PostinstPkg: LuCIPostinst,
+		FilesHelp:   "the luci-app-delve directory",
+		payload:     luciPayload,
+	}
+}
+
+// Packages lists the packages, delve first.
+func Packages() []Package { return []Package{Delve(), LuCI()} }
+
+// Lookup returns the package named name.
+func Lookup(name string) (Package, error) {
+	for _, p := range Packages() {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return Package{}, fmt.Errorf("no package %q (packages: %s, %s)", name, Name, LuCIName)
+}
+
+// luciPayload walks the application's htdocs (installed under /www) and root (under /).
+func luciPayload(dir, _ string) ([]File, error) {
+	var out []File
+	for _, tree := range []struct{ src, dst string }{{"htdocs", "www"}, {"root", ""}} {
+		top := filepath.Join(dir, tree.src)
+		err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if !info.Mode().IsRegular() {
+				return fmt.Errorf("%s is not a regular file", p)
+			}
+			rel, _ := filepath.Rel(top, p)
+			mode := int64(0o644)
+			if info.Mode().Perm()&0o111 != 0 {
+				mode = 0o755
+			}
+			out = append(out, File{Dst: path.Join(tree.dst, filepath.ToSlash(rel)), Src: filepath.Join(tree.src, rel), Mode: mode})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", top, err)
+		}
+	}
+	slices.SortFunc(out, func(a, b File) int { return cmp.Compare(a.Dst, b.Dst) })
+	return out, nil
+}
+
+// Files returns what the package installs, sorted by Dst: files is the files directory (-files),
+// bin the binary for a per-arch package.
+func (p Package) Files(files, bin string) ([]File, error) { return p.payload(files, bin) }
+
+// Read reads the package's payload: the binary from bin, the rest from the files directory.
+func (p Package) Read(files, bin string) ([]Content, error) {
+	list, err := p.Files(files, bin)
+	if err != nil {
+		return nil, err
+	}
+	var out []Content
+	for _, f := range list {
+		src := f.Src
+		if f.Dst != BinPath || p.Arch != "" {
+			src = filepath.Join(files, f.Src)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s for /%s: %w", src, f.Dst, err)
+		}
+		out = append(out, Content{f, b})
+	}
+	return out, nil
+}
+
+// CheckArch refuses an arch the package cannot have: a per-arch package needs a real one, an
+// arch-all package exactly its own.
+func (p Package) CheckArch(arch string) error {
+	if p.Arch != "" && arch != p.Arch {
+		return fmt.Errorf("%s is arch %s, not %s", p.Name, p.Arch, arch)
+	}
+	if p.Arch == "" && arch == "all" {
+		return fmt.Errorf("%s is built per arch, not for all", p.Name)
+	}
+	return nil
+}
 
 var (
 	// apk and opkg both accept this shape; see scripts/pkgversion.
