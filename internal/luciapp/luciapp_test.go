@@ -290,6 +290,7 @@ var sample = map[string][]string{
 	"websocket": {"127.0.0.1:8053"}, "websocket_token": {"s3cret"}, "listen": {"127.0.0.1:5453", "[::1]:5453"},
 	"ca_file": {"/etc/ssl/certs/ca-certificates.crt"}, "log_level": {"debug"}, "dnsmasq": {"0"},
 	"trigger": {"wan", "wan6"}, "serve_stale": {"1"}, "prefetch": {"0"}, "tolerate_unset_clock": {"0"},
+	"ubus": {"native"}, "ubus_socket": {"/var/run/ubus/ubus.sock"},
 	"address": {"9.9.9.9"}, "port": {"853"}, "tls_name": {"dns.quad9.net"},
 	"pin": {base64.StdEncoding.EncodeToString(make([]byte, 32))},
 }
@@ -449,6 +450,7 @@ func TestChecksAreTheDaemons(t *testing.T) {
 		"1048576", "1048577", "0", "0K", "0M", "4T", "4 M", "M", "2097152M", "2047G", "1024M", "1025M", "65536", "4.5M", "4MB ")
 	add("socket", "delve", "socket", "/var/run/delve/delve.sock", "relative.sock", "./x", "/"+strings.Repeat("a", 106), "/"+strings.Repeat("a", 107),
 		"/"+strings.Repeat("é", 53), "/"+strings.Repeat("é", 54))
+	add("socket", "delve", "ubus_socket", "/var/run/ubus/ubus.sock", "ubus.sock", "/"+strings.Repeat("u", 107))
 	add("absPath", "delve", "ca_file", "/etc/ssl/ca.pem", "ca.pem", "~/ca.pem")
 	add("trigger", "delve", "trigger", "wan", "wan6 lan", "wan-1", "wan.2", "WAN_2", "é")
 	add("address", "upstream", "address", "1.1.1.1", "2606:4700::1111", "::ffff:1.2.3.4", "fe80::1%eth0", "fe80::1%", "1.1.1", "01.1.1.1",

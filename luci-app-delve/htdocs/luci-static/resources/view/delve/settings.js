@@ -198,6 +198,18 @@ return view.extend({
 		o.placeholder = '/var/run/delve/delve.sock';
 		o.validate = check(validate.socket);
 
+		o = s.taboption('integration', form.ListValue, 'ubus', _('ubus object'),
+			_('Who serves the ubus object delve, which these pages use: rpcd (its bridge, a process per call) or the daemon itself, registered with ubusd (native).'));
+		o.value('rpcd', _('rpcd bridge'));
+		o.value('native', _('Native (the daemon registers it)'));
+		o.default = 'rpcd';
+
+		o = s.taboption('integration', form.Value, 'ubus_socket', _('ubusd socket'),
+			_('ubusd\'s socket for the native object; empty: /var/run/ubus/ubus.sock, or /var/run/ubus.sock where only that exists.'));
+		o.placeholder = '/var/run/ubus/ubus.sock';
+		o.depends('ubus', 'native');
+		o.validate = check(validate.socket);
+
 		o = s.taboption('integration', form.Value, 'websocket', _('WebSocket'),
 			_('JSON-RPC over WebSocket on IP:port, e.g. 127.0.0.1:8053; empty turns it off. A non-loopback address needs a token.'));
 		o.validate = function(section_id, value) {
