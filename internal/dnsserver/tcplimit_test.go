@@ -1,16 +1,13 @@
 package dnsserver
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/delvedns/delve/internal/testenv"
 )
 
 // TestTCPPerClientCap (issue 20, finding 8): one address opening 100 TCP connections holds
@@ -21,26 +18,7 @@ func TestTCPPerClientCap(t *testing.T) {
 	checkGoroutines(t)
 	// A long idle time, so that no held connection times out while the others are opened.
 	s := listen(t, Options{Resolver: fakeResolver(answerA), TCPIdle: time.Minute})
-	hog := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
-	var held []net.Conn
-	t.Cleanup(func() {
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	refused := 0
-	for i := range 100 {
-		c, err := hog.Dial("tcp", tcpAddr(s))
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-		if askTCP(t, c, fmt.Sprintf("hog%d.example.", i)) {
-			held = append(held, c)
-		} else {
-			refused++
-			c.Close()
-		}
-	}
+	held, refused := testenv.HoldTCP(t, "127.0.0.2", tcpAddr(s), 100)
 	if len(held) != DefaultMaxTCPPerClient || refused != 100-DefaultMaxTCPPerClient {
 		t.Fatalf("one address: %d connections served, %d closed; want %d and %d", len(held), refused, DefaultMaxTCPPerClient, 100-DefaultMaxTCPPerClient)
 	}
@@ -54,26 +32,14 @@ func TestTCPPerClientCap(t *testing.T) {
 	}
 	// The hog's slots are its own: one closed, and it may open one more, not two.
 	held[0].Close()
-	held = held[1:]
 	for i := 0; s.Stats().TCPConns >= DefaultMaxTCPPerClient; i++ {
 		if i == 1000 {
 			t.Fatal("the server did not notice a closed connection in 10 s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	served := 0
-	for i := range 2 {
-		c, err := hog.Dial("tcp", tcpAddr(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-		if askTCP(t, c, fmt.Sprintf("again%d.example.", i)) {
-			served++
-		}
-	}
-	if served != 1 {
-		t.Fatalf("after one of its connections closed, %d of 2 new ones were served; want 1", served)
+	if again, _ := testenv.HoldTCP(t, "127.0.0.2", tcpAddr(s), 2); len(again) != 1 {
+		t.Fatalf("after one of its connections closed, %d of 2 new ones were served; want 1", len(again))
 	}
 }
 
@@ -81,56 +47,17 @@ func TestTCPPerClientCap(t *testing.T) {
 func TestTCPTotalCap(t *testing.T) {
 	checkGoroutines(t)
 	s := listen(t, Options{Resolver: fakeResolver(answerA), TCPIdle: time.Minute, MaxTCPConns: 4, MaxTCPPerClient: 3})
-	var held []net.Conn
-	t.Cleanup(func() {
-		for _, c := range held {
-			c.Close()
-		}
-	})
 	served := map[string]int{}
-	for _, ip := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3", "127.0.0.4"} {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", tcpAddr(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-		if askTCP(t, c, "total.example.") {
-			served[ip]++
-		}
+	for _, c := range []struct {
+		ip string
+		n  int
+	}{{"127.0.0.2", 4}, {"127.0.0.3", 2}, {"127.0.0.4", 1}} {
+		held, _ := testenv.HoldTCP(t, c.ip, tcpAddr(s), c.n)
+		served[c.ip] = len(held)
 	}
 	if served["127.0.0.2"] != 3 || served["127.0.0.3"] != 1 || served["127.0.0.4"] != 0 || s.Stats().TCPRefused != 3 {
 		t.Fatalf("served %v, %d refused; want 3 for .2, 1 for .3, none for .4, 3 refused", served, s.Stats().TCPRefused)
 	}
-}
-
-// askTCP sends one query on c and reports whether it was answered; false when the server closed
-// the connection instead.
-func askTCP(t *testing.T, c net.Conn, name string) bool {
-	t.Helper()
-	q, err := question(name, dns.TypeA).Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	frame := binary.BigEndian.AppendUint16(nil, uint16(len(q)))
-	if _, err := c.Write(append(frame, q...)); err != nil {
-		return false // closed already, and reset by our write
-	}
-	var hdr [2]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("%s: no answer and no close in 10 s", name)
-		}
-		return false
-	}
-	buf := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		t.Fatalf("%s: half an answer: %v", name, err)
-	}
-	return true
 }
 
 func TestTCPClient(t *testing.T) {

@@ -1,12 +1,8 @@
 package faults
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -65,7 +61,7 @@ func TestIdleWebSocketConnections(t *testing.T) {
 	}
 	// Readiness: the daemon has accepted them all once all but 16 are closed (the newest close
 	// the oldest).
-	closed := waitServerClosed(t, conns, idle-ws.DefaultMaxPending)
+	closed := testenv.ClosedByPeer(t, conns, idle-ws.DefaultMaxPending)
 	for i, c := range closed {
 		if c != (i < idle-ws.DefaultMaxPending) {
 			t.Fatalf("connection %d of %d closed: %v; want the oldest %d closed, the newest %d open", i, idle, c, idle-ws.DefaultMaxPending, ws.DefaultMaxPending)
@@ -105,33 +101,6 @@ func TestIdleWebSocketConnections(t *testing.T) {
 	}
 }
 
-// waitServerClosed reads from each connection until at least n of them have been closed by the
-// daemon, and says which were.
-func waitServerClosed(t *testing.T, conns []net.Conn, n int) []bool {
-	t.Helper()
-	closed := make([]bool, len(conns))
-	count := 0
-	deadline := time.Now().Add(60 * time.Second)
-	buf := make([]byte, 1)
-	for count < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d connections closed by the daemon in 60 s, want %d", count, len(conns), n)
-		}
-		for i, c := range conns {
-			if closed[i] {
-				continue
-			}
-			_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
-			if _, err := c.Read(buf); errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			closed[i] = true
-			count++
-		}
-	}
-	return closed
-}
-
 // TestDNSTCPPerClient (issue 20, finding 8): one address opening 100 TCP connections to the DNS
 // listener and keeping them gets 16 (dnsserver.DefaultMaxTCPPerClient) served, the rest closed
 // at accept, and another client's TCP query (as dnsmasq retrying a truncated answer) is answered.
@@ -149,31 +118,12 @@ func TestDNSTCPPerClient(t *testing.T) {
 	p := serve(t, c, serveOptions{})
 	cl := p.client(t)
 
-	hog := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
-	var held []net.Conn
-	t.Cleanup(func() {
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	refused := 0
-	for i := range 100 {
-		nc, err := hog.Dial("tcp", dnsAddr)
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-		if askOverTCP(t, nc, fmt.Sprintf("hog%d.example.", i)) {
-			held = append(held, nc)
-		} else {
-			refused++
-			nc.Close()
-		}
-	}
+	held, refused := testenv.HoldTCP(t, "127.0.0.2", dnsAddr, 100)
 	// The daemon closes a connection idle for 10 s; one that did so on a slow machine while the
 	// 100 were opened freed a slot for a later one. Those still held are what the cap counts.
 	live := 0
 	for i, nc := range held {
-		if askOverTCP(t, nc, fmt.Sprintf("again%d.example.", i)) {
+		if testenv.AskTCP(t, nc, fmt.Sprintf("again%d.example.", i)) {
 			live++
 		}
 	}
@@ -195,32 +145,4 @@ func TestDNSTCPPerClient(t *testing.T) {
 	}
 	t.Logf("one address: %d served, %d closed at accept (status tcp_refused %d, tcp_connections %d); another client answered %v",
 		len(held), refused, st.DNS.TCPRefused, st.DNS.TCPConns, r.Answer[0])
-}
-
-// askOverTCP sends one query on nc and reports whether it was answered: false when the daemon
-// closed the connection instead.
-func askOverTCP(t *testing.T, nc net.Conn, name string) bool {
-	t.Helper()
-	q := new(dns.Msg)
-	q.SetQuestion(name, dns.TypeA)
-	pkt, err := q.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = nc.SetDeadline(time.Now().Add(15 * time.Second))
-	defer nc.SetDeadline(time.Time{})
-	if _, err := nc.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(pkt))), pkt...)); err != nil {
-		return false
-	}
-	var hdr [2]byte
-	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("%s: neither an answer nor a close in 15 s", name)
-		}
-		return false
-	}
-	if _, err := io.ReadFull(nc, make([]byte, binary.BigEndian.Uint16(hdr[:]))); err != nil {
-		t.Fatalf("%s: half an answer: %v", name, err)
-	}
-	return true
 }

@@ -343,7 +343,7 @@ func TestUpstreamTLSNeverDowngraded(t *testing.T) {
 			// The lookups time out (2 s) while the dial goes on; a lookup's deadline is not the
 			// upstream's failure (the failure model, internal/resolver), the dial that cannot
 			// finish within its own 5 s is, and the last lookup, still waiting for it, names it.
-			"the TLS handshake did not finish within the dial timeout (5s)"},
+			"the TLS handshake did not finish within the dial timeout (5s) although TCP connected; check that port " + strconv.Itoa(quiet.port()) + " serves DNS over TLS and is not overloaded"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,7 +68,8 @@ func TestTLSErrorTexts(t *testing.T) {
 }
 
 // TestTLSHandshakeTexts: the handshake failures that come before any certificate, from real
-// servers: one that speaks plain DNS on the port, one that offers only TLS 1.0 and 1.1.
+// servers: one that speaks plain DNS on the port, one that offers only TLS 1.0 and 1.1, one that
+// refuses the handshake with an alert.
 func TestTLSHandshakeTexts(t *testing.T) {
 	t.Parallel()
 	ca := mustCA(t)
@@ -76,12 +77,9 @@ func TestTLSHandshakeTexts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := func() net.Listener {
-		// A plain-DNS server over TCP: it answers the first bytes it reads with a short DNS reply.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+	// serve accepts connections on l (closed at cleanup) and runs each through handle.
+	serve := func(l net.Listener, handle func(net.Conn)) net.Listener {
+		t.Cleanup(func() { l.Close() })
 		go func() {
 			for {
 				c, err := l.Accept()
@@ -90,33 +88,39 @@ func TestTLSHandshakeTexts(t *testing.T) {
 				}
 				go func() {
 					defer c.Close()
-					buf := make([]byte, 512)
-					if _, err := c.Read(buf); err == nil {
-						c.Write([]byte{0, 12, buf[2], buf[3], 0x81, 0x81, 0, 0, 0, 0, 0, 0, 0, 0})
-					}
+					handle(c)
 				}()
 			}
 		}()
 		return l
 	}
-	old := func() net.Listener {
-		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.Certificate}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	tcp := func() net.Listener {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.(*tls.Conn).Handshake()
-				}()
-			}
-		}()
 		return l
+	}
+	tlsWith := func(cfg *tls.Config) net.Listener {
+		cfg.Certificates = []tls.Certificate{leaf.Certificate}
+		return tls.NewListener(tcp(), cfg)
+	}
+	handshake := func(c net.Conn) { c.(*tls.Conn).Handshake() }
+	plain := func() net.Listener {
+		// A plain-DNS server over TCP: it answers the first bytes it reads with a short DNS reply.
+		return serve(tcp(), func(c net.Conn) {
+			buf := make([]byte, 512)
+			if _, err := c.Read(buf); err == nil {
+				c.Write([]byte{0, 12, buf[2], buf[3], 0x81, 0x81, 0, 0, 0, 0, 0, 0, 0, 0})
+			}
+		})
+	}
+	old := func() net.Listener {
+		return serve(tlsWith(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}), handshake)
+	}
+	clientCert := func() net.Listener {
+		// TLS 1.2, so that the refusal comes within the handshake (1.3 sends it after).
+		return serve(tlsWith(&tls.Config{MaxVersion: tls.VersionTLS12, ClientAuth: tls.RequireAnyClientCert}), handshake)
 	}
 	cases := []struct {
 		name   string
@@ -125,12 +129,12 @@ func TestTLSHandshakeTexts(t *testing.T) {
 	}{
 		{"plain DNS on the port", plain, "TLS handshake failed: the server answered in plain text, not TLS; use a DNS-over-TLS server's address and port (853), not a plain DNS one"},
 		{"TLS 1.0 and 1.1 only", old, "TLS handshake failed: the server offers only TLS versions older than 1.2, which delve refuses (RFC 8996); use a server that speaks TLS 1.2 or 1.3"},
+		{"a client certificate required", clientCert, `TLS handshake failed: the server refused it with the alert "handshake failure"; check that the address and port are a DNS-over-TLS server's and its tls_name is right`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			l := c.listen()
-			t.Cleanup(func() { l.Close() })
 			port := l.Addr().(*net.TCPAddr).Port
 			u, err := New(Options{Name: "hs", Address: "127.0.0.1", Port: port, TLSName: "dot.delve.test", RootCAs: ca.Pool()})
 			if err != nil {

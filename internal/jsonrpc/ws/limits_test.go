@@ -1,13 +1,12 @@
 package ws
 
 import (
-	"errors"
-	"io"
 	"net"
-	"os"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/delvedns/delve/internal/testenv"
 )
 
 // TestPendingBounded (issue 20, finding 5): 600 connections that never send a request hold at
@@ -34,7 +33,7 @@ func TestPendingBounded(t *testing.T) {
 	}
 	// Readiness: the server has accepted all 600 once it has closed all but MaxPending; count
 	// the closes the clients see. They are the oldest.
-	closed := waitClosed(t, conns, idle-DefaultMaxPending)
+	closed := testenv.ClosedByPeer(t, conns, idle-DefaultMaxPending)
 	for i, c := range closed {
 		if c != (i < idle-DefaultMaxPending) {
 			t.Fatalf("connection %d of %d closed: %v; want the oldest %d closed", i, idle, c, idle-DefaultMaxPending)
@@ -59,40 +58,6 @@ func TestPendingBounded(t *testing.T) {
 	match(t, call(t, c, `{"jsonrpc":"2.0","id":1,"method":"echo","params":{"x":1}}`), `{"jsonrpc":"2.0","id":1,"result":{"x":1}}`)
 }
 
-// waitClosed reads from each connection until at least n of them have been closed by the
-// server, and says which were.
-func waitClosed(t *testing.T, conns []net.Conn, n int) []bool {
-	t.Helper()
-	closed := make([]bool, len(conns))
-	count := 0
-	deadline := time.Now().Add(60 * time.Second)
-	buf := make([]byte, 1)
-	for count < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d connections closed by the server in 60 s, want %d", count, len(conns), n)
-		}
-		for i, c := range conns {
-			if closed[i] {
-				continue
-			}
-			c.SetReadDeadline(time.Now().Add(time.Millisecond))
-			_, err := c.Read(buf)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			if err != io.EOF && !errors.Is(err, net.ErrClosed) && err != nil {
-				var oe *net.OpError
-				if !errors.As(err, &oe) {
-					t.Fatalf("connection %d: %v", i, err)
-				}
-			}
-			closed[i] = true
-			count++
-		}
-	}
-	return closed
-}
-
 // TestRequestTimeout: a connection that sends nothing, or only part of its request, is closed
 // once RequestTimeout has passed since it connected.
 func TestRequestTimeout(t *testing.T) {
@@ -111,5 +76,5 @@ func TestRequestTimeout(t *testing.T) {
 	if _, err := partial.Write([]byte("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitClosed(t, []net.Conn{silent, partial}, 2)
+	testenv.ClosedByPeer(t, []net.Conn{silent, partial}, 2)
 }
