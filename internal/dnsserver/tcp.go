@@ -56,11 +56,12 @@ func (s *Server) acceptTCP(l *net.TCPListener) {
 		if s.closed || len(s.conns) >= s.opts.MaxTCPConns || s.perTCP[c.client] >= s.opts.MaxTCPPerClient {
 			closed := s.closed
 			s.mu.Unlock()
-			_ = nc.Close()
 			if !closed {
+				// Counted before the close, so that a client that saw it sees the count too.
 				s.stats.tcpRefused.Add(1)
 				s.log.Debug("closing a TCP connection at accept: too many", "client", addr, "limit", s.opts.MaxTCPConns, "per_client", s.opts.MaxTCPPerClient)
 			}
+			_ = nc.Close()
 			continue
 		}
 		s.conns[c] = struct{}{}
