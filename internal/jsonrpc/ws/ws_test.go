@@ -510,17 +510,24 @@ func TestConnectionLimit(t *testing.T) {
 func TestKeepalive(t *testing.T) {
 	ts := startWS(t, Options{PingInterval: 50 * time.Millisecond})
 	t.Run("a reading client stays", func(t *testing.T) {
-		c := dial(t, ts.url, nil)
+		// Its own server with a longer interval: each pong has 500 ms to arrive, which a busy
+		// machine does not take from a goroutine that is reading (50 ms gave 100 ms, and
+		// under load the server once dropped the client after 7 pings).
+		slow := startWS(t, Options{PingInterval: 250 * time.Millisecond})
+		c := dial(t, slow.url, nil)
 		pings := 0
 		c.SetPingHandler(func(data string) error {
-			pings++
+			if pings++; pings == 3 {
+				c.SetReadDeadline(time.Now()) // enough: stop reading
+			}
 			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		})
-		c.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
-		_, _, err := c.ReadMessage() // only pings come, until our own deadline
+		c.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang guard
+		// Only pings come, until the third ends the read.
+		_, _, err := c.ReadMessage()
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() || pings < 3 {
-			t.Fatalf("after %d pings: %v, want our own read timeout", pings, err)
+			t.Fatalf("after %d pings: %v, want our own read timeout after 3", pings, err)
 		}
 	})
 	t.Run("a silent client is dropped", func(t *testing.T) {
