@@ -99,7 +99,8 @@ func TestPlainHTTP(t *testing.T) {
 
 func TestShutdownClosesIdleHTTP(t *testing.T) {
 	check := goroutines(t)
-	srv := NewServer(Options{Handler: (&fake{}).handle})
+	// A minute between requests, so that only Shutdown can close the idle connection here.
+	srv := NewServer(Options{Handler: (&fake{}).handle, RequestTimeout: time.Minute})
 	l, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
