@@ -364,7 +364,6 @@ func TestFormOptions(t *testing.T) {
 // the answer is the check's result as a string, or null.
 func validator(t *testing.T, cases [][2]any) []*string {
 	t.Helper()
-	node := testenv.RequireTool(t, "node", "nodejs")
 	// LuCI loads a module as a function body; String.prototype.format is cbi.js's (only %s and
 	// %d matter here). _() returns its argument as LuCI does without a translation.
 	const harness = `
@@ -374,20 +373,34 @@ const v = new Function('baseclass', '_', fs.readFileSync(process.argv[1], 'utf8'
 const out = JSON.parse(fs.readFileSync(0, 'utf8')).map(c => { const r = v[c[0]](c[1]); return r == null || r === false ? null : String(r); });
 process.stdout.write(JSON.stringify(out));
 `
-	in, _ := json.Marshal(cases)
-	cmd := exec.Command(node, "-e", harness, filepath.Join(app, checks))
-	cmd.Stdin = bytes.NewReader(in)
+	var res []*string
+	runNode(t, harness, filepath.Join(app, checks), cases, &res)
+	if len(res) != len(cases) {
+		t.Fatalf("node answered %d results for %d cases", len(res), len(cases))
+	}
+	return res
+}
+
+// runNode runs script in node with arg, the JSON of in on its stdin, and decodes what it prints
+// into out.
+func runNode(t *testing.T, script, arg string, in, out any) {
+	t.Helper()
+	node := testenv.RequireTool(t, "node", "nodejs")
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "-e", script, arg)
+	cmd.Stdin = bytes.NewReader(b)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	printed, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, stderr.String())
 	}
-	var res []*string
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(cases) {
-		t.Fatalf("node answered %s: %v", out, err)
+	if err := json.Unmarshal(printed, out); err != nil {
+		t.Fatalf("node printed %s: %v", printed, err)
 	}
-	return res
 }
 
 // loads says whether the daemon takes a file with main's option (or, for an upstream option,

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,20 +77,11 @@ process.stdout.write(JSON.stringify(out));
 // render runs the harness on cases and returns the text of each.
 func render(t *testing.T, cases [][3]any) []string {
 	t.Helper()
-	node := testenv.RequireTool(t, "node", "nodejs")
-	in, _ := json.Marshal(cases)
 	abs, _ := filepath.Abs(app)
-	cmd := exec.Command(node, "-e", renderHarness, abs)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
 	var texts []string
-	if err := json.Unmarshal(out, &texts); err != nil || len(texts) != len(cases) {
-		t.Fatalf("node printed %s: %v", out, err)
+	runNode(t, renderHarness, abs, cases, &texts)
+	if len(texts) != len(cases) {
+		t.Fatalf("node rendered %d texts for %d cases", len(texts), len(cases))
 	}
 	return texts
 }
