@@ -702,22 +702,12 @@ func tryUCI(cl interface {
 }
 
 func dnsExchange(addr string, pkt []byte) (*dns.Msg, error) {
-	conn, err := net.Dial("udp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := conn.Write(pkt); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, 65535)
-	n, err := conn.Read(buf)
+	raw, err := rawExchange(addr, pkt)
 	if err != nil {
 		return nil, err
 	}
 	m := new(dns.Msg)
-	return m, m.Unpack(buf[:n])
+	return m, m.Unpack(raw)
 }
 
 func tryDNS(addr string, pkt []byte, w outcome) (string, error) {

@@ -230,21 +230,33 @@ func TestUpstreamNeverDownWithoutProbe(t *testing.T) {
 	}
 	release()
 	bad.Store(false)
-	deadline := time.Now().Add(30 * time.Second) // a hang, not a speed
-	for {
+	if !waitHealthy(r, 30*time.Second) { // a hang, not a speed
 		ups, _ := r.Status()
-		if ups[0].Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("down for good: no probe brought the upstream back (%q)", ups[0].LastError)
-		}
-		time.Sleep(5 * time.Millisecond)
+		t.Fatalf("down for good: no probe brought the upstream back (%q)", ups[0].LastError)
 	}
 	if n := bh.count.Load(); n < 2 {
 		t.Fatalf("%d \"upstream up\" records, want the second probe's too", n)
 	}
 	assertHealthInvariant(t, r)
+}
+
+// waitHealthy waits until every upstream of r is healthy, and says whether they were within d.
+func waitHealthy(r *Resolver, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		ups, _ := r.Status()
+		all := true
+		for _, u := range ups {
+			all = all && u.Healthy
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func assertHealthInvariant(t *testing.T, r *Resolver) {
@@ -345,16 +357,9 @@ func TestResolverHealthUnderRandomFlaps(t *testing.T) {
 	}
 	badA.Store(false)
 	badB.Store(false)
-	deadline := time.Now().Add(30 * time.Second) // a hang, not a speed
-	for {
+	if !waitHealthy(r, 30*time.Second) { // a hang, not a speed
 		ups, _ := r.Status()
-		if ups[0].Healthy && ups[1].Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %d lookups, with both servers answering: %+v", n.Load(), ups)
-		}
-		time.Sleep(5 * time.Millisecond)
+		t.Fatalf("after %d lookups, with both servers answering: %+v", n.Load(), ups)
 	}
 	assertHealthInvariant(t, r)
 	ups, _ := r.Status()

@@ -290,16 +290,8 @@ func TestFailoverBackoffAndProbe(t *testing.T) {
 	if err := primary.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ups, _ := r.Status()
-		if ups[0].Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the primary was not probed back to health")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitHealthy(r, 30*time.Second) {
+		t.Fatal("the primary was not probed back to health")
 	}
 	res, err = lookupA(t, r, testenv.WildName("after"))
 	if err != nil || res.Upstream != "primary" {

@@ -24,6 +24,7 @@ type UpstreamStatus struct {
 	Unmatched   uint64  `json:"unmatched_replies"`
 	Stalls      uint64  `json:"stalls"`               // connections closed as stalled (upstream.StallInterval)
 	DialFails   uint64  `json:"dial_failures"`        // connections that could not be made
+	Dropped     uint64  `json:"dropped_connections"`  // connections the server closed unanswered
 	DownSince   string  `json:"down_since,omitempty"` // RFC 3339
 	LastError   string  `json:"last_error,omitempty"`
 }
@@ -55,7 +56,7 @@ func (r *Resolver) Status() ([]UpstreamStatus, CacheStatus) {
 			Healthy: healthy, SRTTms: float64(st.SRTT.Microseconds()) / 1000,
 			Queries: st.Queries, Failures: m.failures.Load(),
 			OpenConns: st.OpenConns, InFlight: st.InFlight, ConnsOpened: st.ConnsOpened, Resumed: st.Resumed,
-			Retries: st.Retries, Unmatched: st.Unmatched, Stalls: st.Stalls, DialFails: st.DialFails, LastError: lastErr,
+			Retries: st.Retries, Unmatched: st.Unmatched, Stalls: st.Stalls, DialFails: st.DialFails, Dropped: st.Dropped, LastError: lastErr,
 		}
 		if !healthy {
 			us.DownSince = since.UTC().Format(time.RFC3339)
