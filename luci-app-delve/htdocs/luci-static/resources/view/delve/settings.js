@@ -303,6 +303,7 @@ return view.extend({
 					E('select', { 'id': 'delve-preset', 'class': 'cbi-input-select' }, choices), ' ',
 					E('button', {
 						'class': 'btn cbi-button cbi-button-add',
+						'id': 'delve-preset-add',
 						'click': ui.createHandlerFn(this, 'handleAddPreset', m, presets)
 					}, _('Add'))
 				])
