@@ -129,6 +129,7 @@ type Resolver struct {
 	flights  map[flightKey]*flight
 
 	prefetches atomic.Uint64 // prefetches started
+	stale      atomic.Uint64 // expired answers given by serve-stale
 
 	rr atomic.Uint32
 
@@ -353,7 +354,10 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 			staleAfter = t.C
 		}
 	}
-	staleInfo := func() Info { return Info{Upstream: stale.upstream, Cached: true, Stale: true} }
+	staleInfo := func() Info {
+		r.stale.Add(1)
+		return Info{Upstream: stale.upstream, Cached: true, Stale: true}
+	}
 
 	// Identical questions in flight share one upstream query. A caller waits for it with its own
 	// deadline; when a flight ends in a timeout while a caller still has time (it joined late, or

@@ -37,6 +37,9 @@ func TestStaleAfterClientResponseTimer(t *testing.T) {
 	if took < StaleAnswerAfter {
 		t.Fatalf("the stale answer came after %v, before the client-response timer (%v)", took, StaleAnswerAfter)
 	}
+	if _, c := r.Status(); c.Stale != 1 {
+		t.Fatalf("status counts %d stale answers, want 1", c.Stale)
+	}
 	// The refresh: the flight goes on and caches the upstream's answer.
 	deadline := time.Now().Add(30 * time.Second)
 	for r.cache.get(keyOf(q), time.Now()) == nil {
@@ -49,6 +52,9 @@ func TestStaleAfterClientResponseTimer(t *testing.T) {
 	if err != nil || res.Stale || !res.Cached || res.Answers[0].(*dns.A).A.String() != "192.0.2.7" {
 		t.Fatalf("after the refresh: %+v %v, want the upstream's answer from the cache", res, err)
 	}
+	if _, c := r.Status(); c.Stale != 1 {
+		t.Fatalf("after a fresh hit, status counts %d stale answers, want still 1", c.Stale)
+	}
 
 	// Serve-stale off: the same expired entry is not used.
 	r2 := newResolver(t, Options{Timeout: 4 * time.Second, CacheSize: 16}, u)
@@ -56,5 +62,8 @@ func TestStaleAfterClientResponseTimer(t *testing.T) {
 	res, err = r2.Lookup(context.Background(), "dead-stale.example.", []uint16{dns.TypeA}, "")
 	if err != nil || res.Stale || res.Answers[0].(*dns.A).A.String() != "192.0.2.7" {
 		t.Fatalf("serve-stale off: %+v %v, want the upstream's late answer", res, err)
+	}
+	if _, c := r2.Status(); c.Stale != 0 {
+		t.Fatalf("serve-stale off: status counts %d stale answers", c.Stale)
 	}
 }

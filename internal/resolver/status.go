@@ -39,6 +39,8 @@ type CacheStatus struct {
 	Misses  uint64 `json:"misses"`
 	// Prefetches counts refreshes of popular answers started before they expired.
 	Prefetches uint64 `json:"prefetches"`
+	// Stale counts the expired answers serve-stale gave because no upstream answered in time.
+	Stale uint64 `json:"stale"`
 }
 
 // Status returns the state of every upstream, in configured order, and of the cache.
@@ -65,5 +67,6 @@ func (r *Resolver) Status() ([]UpstreamStatus, CacheStatus) {
 	}
 	u := r.cache.use()
 	return ups, CacheStatus{Entries: u.entries, Size: u.max, Bytes: u.bytes, Memory: u.budget,
-		Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load(), Prefetches: r.prefetches.Load()}
+		Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load(), Prefetches: r.prefetches.Load(),
+		Stale: r.stale.Load()}
 }

@@ -150,8 +150,7 @@ return view.extend({
 			[ _('Hit rate'), _('%s (%d hits, %d misses)').format(hitRate(cache), cache.hits || 0, cache.misses || 0) ],
 			[ _('Prefetches'), cache.prefetches || 0 ]
 		];
-		if (cache.stale != null)
-			cacheRows.push([ _('Stale answers'), cache.stale ]);
+		cacheRows.push([ _('Stale answers'), _('%d (expired answers given because no upstream answered in time)').format(cache.stale || 0) ]);
 		nodes.push(E('div', { 'class': 'cbi-section' }, [ E('h3', {}, _('Cache')), kv(cacheRows) ]));
 
 		if (st.dns)
