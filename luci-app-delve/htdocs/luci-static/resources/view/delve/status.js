@@ -182,54 +182,40 @@ return view.extend({
 		});
 	},
 
-	handleResult: function(what, res) {
-		if (res.error) {
-			ui.addNotification(null, E('p', {}, _('%s failed: %s').format(what, res.error)), 'danger');
-			return;
-		}
-		ui.addNotification(null, E('p', {}, res.message), 'info');
-	},
-
 	refresh: function() {
 		return fetchStatus().then(L.bind(this.update, this));
 	},
 
-	handleFlush: function() {
-		return callFlush().then(L.bind(function(res) {
-			if (!res.error)
-				res.message = _('The cache is empty: %d answers were dropped.').format(res.flushed);
-			this.handleResult(_('Flushing the cache'), res);
-		}, this)).catch(function(err) {
+	/* act calls a write method, shows what came of it and refreshes the page: the daemon's refusal
+	 * under failTitle, an RPC failure as LuCI words it, else ok(res). */
+	act: function(call, failTitle, ok) {
+		return call().then(function(res) {
+			if (res.error)
+				ui.addNotification(null, [ E('h4', {}, failTitle), E('p', {}, res.error) ], 'danger');
+			else
+				ui.addNotification(null, ok(res), 'info');
+		}).catch(function(err) {
 			ui.addNotification(null, E('p', {}, err.message), 'danger');
 		}).then(L.bind(this.refresh, this));
+	},
+
+	handleFlush: function() {
+		return this.act(callFlush, _('Flushing the cache failed'), function(res) {
+			return E('p', {}, _('The cache is empty: %d answers were dropped.').format(res.flushed));
+		});
 	},
 
 	handleReload: function() {
-		return callReload().then(L.bind(function(res) {
-			if (res.error) {
-				ui.addNotification(null, [
-					E('h4', {}, _('The daemon refused the configuration and keeps running the previous one')),
-					E('p', {}, res.error)
-				], 'danger');
-				return;
-			}
-			var text = _('Configuration reloaded from %s: %d upstreams.').format(res.file, res.upstreams);
-			ui.addNotification(null, [ E('p', {}, text) ].concat((res.warnings || []).map(function(w) {
-				return E('p', {}, _('Warning: %s').format(w));
-			})), 'info');
-		}, this)).catch(function(err) {
-			ui.addNotification(null, E('p', {}, err.message), 'danger');
-		}).then(L.bind(this.refresh, this));
+		return this.act(callReload, _('The daemon refused the configuration and keeps running the previous one'), function(res) {
+			return [ E('p', {}, _('Configuration reloaded from %s: %d upstreams.').format(res.file, res.upstreams)) ].concat(
+				(res.warnings || []).map(function(w) { return E('p', {}, _('Warning: %s').format(w)); }));
+		});
 	},
 
 	handleRedial: function() {
-		return callRedial().then(L.bind(function(res) {
-			if (!res.error)
-				res.message = _('Every upstream connection was dropped and every failure forgotten (%d upstreams); the next lookup dials again.').format(res.redialed);
-			this.handleResult(_('Redialing'), res);
-		}, this)).catch(function(err) {
-			ui.addNotification(null, E('p', {}, err.message), 'danger');
-		}).then(L.bind(this.refresh, this));
+		return this.act(callRedial, _('Redialing failed'), function(res) {
+			return E('p', {}, _('Every upstream connection was dropped and every failure forgotten (%d upstreams); the next lookup dials again.').format(res.redialed));
+		});
 	},
 
 	render: function(st) {
