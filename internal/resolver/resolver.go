@@ -71,9 +71,10 @@ type Options struct {
 	BackoffMin time.Duration
 	BackoffMax time.Duration
 	// MaxStale turns serve-stale (RFC 8767) on: an answer stays cached up to MaxStale past its
-	// expiry, and a lookup that no upstream answers within StaleAnswerAfter, or that fails, is
-	// answered from it with TTL StaleTTL (Info.Stale) while the upstream query goes on and
-	// refreshes the cache when it is answered. 0: off.
+	// expiry, and a lookup that no upstream answers within StaleAnswerAfter, or that fails (an
+	// error, or SERVFAIL or REFUSED from every upstream tried: RFC 8767 §4), is answered from it
+	// with TTL StaleTTL (Info.Stale) while the upstream query goes on and refreshes the cache
+	// when it is answered. 0: off.
 	MaxStale time.Duration
 	// Prefetch refreshes a popular answer before it expires: a cache hit in the last
 	// 1/PrefetchDivisor of the answer's TTL, on an answer hit at least PrefetchMinHits times,
