@@ -121,12 +121,17 @@ func (n *Native) socket() string {
 	if n.o.Socket != "" {
 		return n.o.Socket
 	}
-	for _, p := range DefaultSockets {
+	return firstSocket(DefaultSockets)
+}
+
+// firstSocket is the first of paths that exists, else the first (to name in the error).
+func firstSocket(paths []string) string {
+	for _, p := range paths {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	return DefaultSockets[0]
+	return paths[0]
 }
 
 // Methods is the object's signature: api.Methods, every argument a string.
