@@ -34,6 +34,9 @@ const (
 	RetryMax = 10 * time.Second
 )
 
+// DrainTimeout bounds how long Close lets the calls in flight finish after unregistering.
+const DrainTimeout = 3 * time.Second
+
 // ErrNameTaken is why the object could not be registered when another client has the name.
 var ErrNameTaken = errors.New("the ubus object name is taken by another client")
 
@@ -88,7 +91,9 @@ func StartNative(o NativeOptions) *Native {
 	return n
 }
 
-// Close unregisters the object, closes the connection and waits until everything has ended.
+// Close unregisters the object, lets the calls in flight answer (at most DrainTimeout), closes
+// the connection and waits until everything has ended. A call of the object must not wait for
+// Close: the daemon closes it in the background.
 func (n *Native) Close() error {
 	n.cancel()
 	<-n.done
@@ -251,8 +256,11 @@ func (n *Native) session() (registered bool, err error) {
 	for {
 		select {
 		case <-n.ctx.Done():
-			rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+			// Unregistered first, so that ubusd forwards no new call; the calls in flight
+			// (a reload that switched ubus off among them) answer before the connection goes.
+			rctx, rcancel := context.WithTimeout(context.Background(), DrainTimeout)
 			_ = c.Remove(rctx, id)
+			_ = c.Drain(rctx)
 			rcancel()
 			return true, n.ctx.Err()
 		case <-c.Done():

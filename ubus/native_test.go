@@ -358,3 +358,36 @@ func TestNativeReconnects(t *testing.T) {
 		t.Fatalf("no log line about ubusd going away:\n%s", d.log)
 	}
 }
+
+// TestNativeReloadSwitchesOff: a reload through the object itself that turns ubus native off
+// gets its answer, then the object goes, the daemon goes on serving, and the bridge's list
+// declines no more. (The object's Close waits for its calls, and the reload holds the daemon's
+// reload lock: closing it in the reload itself would never end.)
+func TestNativeReloadSwitchesOff(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	bus := standIn(t, shortDir(t))
+	d := startDaemon(t, ub, 3000, [][2]string{{"unbound", ub.Addr()}}, "option ubus 'native'", "option ubus_socket '"+bus.Path+"'")
+	waitFor(t, "the object registered", func() bool { return bus.Registered(ubus.ObjectName) })
+	conf, err := os.ReadFile(d.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := strings.Replace(string(conf), "option ubus 'native'", "option ubus 'rpcd'", 1)
+	if err := os.WriteFile(d.config, []byte(off), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, st, err := bus.Call(ctx, ubus.ObjectName, "reload", nil)
+	js, _ := blob.AppendJSON(nil, reply, true)
+	if err != nil || st != ubusd.StatusOK || !strings.Contains(string(js), `"reloaded":true`) {
+		t.Fatalf("reload: %v %v %s\n%s", err, st, js, d.log)
+	}
+	waitFor(t, "the object gone", func() bool { return !bus.Registered(ubus.ObjectName) })
+	if r := rpcd(t, d.env, []byte(`{}`), "call", "status"); !strings.Contains(string(r.first), `"version"`) || strings.Contains(string(r.first), `"ubus"`) {
+		t.Fatalf("status through the bridge after the switch: %s\n%s", r.first, d.log)
+	}
+	if r := rpcd(t, d.env, nil, "list"); string(r.first) == "{}" {
+		t.Fatal("list still declines with ubus rpcd")
+	}
+}

@@ -10,13 +10,16 @@ import (
 
 // setUbus starts, moves or stops the native ubus object as cfg says (option ubus 'native',
 // option ubus_socket). It runs under reloadMu. Stopping unregisters the object, so that rpcd,
-// reloaded by the init script, can take the name for the bridge.
+// reloaded by the init script, can take the name for the bridge; it happens in the background
+// (retire), since Close lets the object's calls in flight finish, and the reload that switched
+// it off may be one of them, holding reloadMu.
 func (d *Daemon) setUbus(cfg *uci.Config) {
 	want := cfg.Ubus == uci.UbusNative
 	cur := d.native.Load()
 	if cur != nil && (!want || cfg.UbusSocket != d.ubusSocket) {
 		d.native.Store(nil)
-		_ = cur.Close()
+		old := cur
+		d.serve(func() { _ = old.Close() })
 		cur = nil
 	}
 	if want && cur == nil {
@@ -27,10 +30,12 @@ func (d *Daemon) setUbus(cfg *uci.Config) {
 	}
 }
 
-// stopUbus unregisters the native object at shutdown.
+// stopUbus unregisters the native object at shutdown, in the background: a reload that came in
+// through it waits for reloadMu, which shutdown holds, and is refused once shutdown lets go;
+// shutdown waits for it with the retired transports.
 func (d *Daemon) stopUbus() {
 	if n := d.native.Swap(nil); n != nil {
-		_ = n.Close()
+		d.serve(func() { _ = n.Close() })
 	}
 }
 

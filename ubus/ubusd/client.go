@@ -61,21 +61,22 @@ type Options struct {
 
 // Conn is a connection to ubusd. It is safe for concurrent use.
 type Conn struct {
-	nc    *net.UnixConn
-	id    uint32
-	opts  Options
-	ctx   context.Context
-	stop  context.CancelFunc
-	sem   chan struct{}
-	wmu   sync.Mutex
-	wbuf  []byte
-	seq   atomic.Uint32
-	mu    sync.Mutex
-	reqs  map[uint16]*request
-	objs  map[uint32]*registered
-	done  chan struct{} // closed when the reader ends
-	err   error         // why the reader ended; set before done is closed
-	calls sync.WaitGroup
+	nc       *net.UnixConn
+	id       uint32
+	opts     Options
+	ctx      context.Context
+	stop     context.CancelFunc
+	sem      chan struct{}
+	wmu      sync.Mutex
+	wbuf     []byte
+	seq      atomic.Uint32
+	mu       sync.Mutex
+	reqs     map[uint16]*request
+	objs     map[uint32]*registered
+	done     chan struct{} // closed when the reader ends
+	err      error         // why the reader ended; set before done is closed
+	calls    sync.WaitGroup
+	inFlight atomic.Int32 // calls being answered, for Drain
 }
 
 type registered struct {
@@ -159,6 +160,21 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// Drain waits until no call is being answered, or ctx ends. After Remove, ubusd forwards no new
+// calls, and Drain lets those in flight send their answers before Close.
+func (c *Conn) Drain(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for c.inFlight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the calls in flight: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 func (c *Conn) read(br *bufio.Reader) {
 	var err error
 	defer func() {
@@ -194,8 +210,9 @@ func (c *Conn) read(br *bufio.Reader) {
 				return
 			}
 			c.calls.Add(1)
+			c.inFlight.Add(1)
 			go func() {
-				defer func() { <-c.sem; c.calls.Done() }()
+				defer func() { c.inFlight.Add(-1); <-c.sem; c.calls.Done() }()
 				c.invoke(&m)
 			}()
 		case MsgNotify:
