@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,12 +17,7 @@ import (
 // its own stream: `logread -e delve` on a healthy router shows no err line.
 func TestLogLevelsByStream(t *testing.T) {
 	// A port nobody listens on: every dial is refused, and two failures mark it down (a warning).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testenv.DeadPort(t)
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "delve.sock")
 	path := filepath.Join(dir, "delve")

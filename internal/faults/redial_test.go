@@ -17,10 +17,7 @@ func TestRedialMethod(t *testing.T) {
 	t.Parallel()
 	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
 	px := newProxy(t, ub.Addr())
-	deadPort, err := testenv.FreePort("tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
+	deadPort := testenv.DeadPort(t)
 	wsPort, err := testenv.FreePort("tcp")
 	if err != nil {
 		t.Fatal(err)
