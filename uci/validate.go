@@ -296,16 +296,7 @@ func (b *builder) main(c *Config, sec string) {
 		}
 	}
 
-	if v, ok := b.scalar(sec, "socket"); ok {
-		switch {
-		case !filepath.IsAbs(v):
-			b.fail(sec, "socket", "%q is not an absolute path", v)
-		case len(v) > maxSocketLen:
-			b.fail(sec, "socket", "%q is too long for a unix socket path (%d bytes at most)", v, maxSocketLen)
-		default:
-			c.Socket = v
-		}
-	}
+	b.socketPath(sec, "socket", &c.Socket)
 
 	if v, ok := b.scalar(sec, "ubus"); ok {
 		switch v {
@@ -315,16 +306,7 @@ func (b *builder) main(c *Config, sec string) {
 			b.fail(sec, "ubus", "%q is not how to serve the ubus object (rpcd or native)", v)
 		}
 	}
-	if v, ok := b.scalar(sec, "ubus_socket"); ok {
-		switch {
-		case !filepath.IsAbs(v):
-			b.fail(sec, "ubus_socket", "%q is not an absolute path", v)
-		case len(v) > maxSocketLen:
-			b.fail(sec, "ubus_socket", "%q is too long for a unix socket path (%d bytes at most)", v, maxSocketLen)
-		default:
-			c.UbusSocket = v
-		}
-	}
+	b.socketPath(sec, "ubus_socket", &c.UbusSocket)
 
 	wsLoopback := true
 	if v, ok := b.scalar(sec, "websocket"); ok {
@@ -510,4 +492,19 @@ func parsePin(s string) (string, string) {
 		return "", fmt.Sprintf("decodes to %d bytes, not the 32 of a SHA-256 digest", len(raw))
 	}
 	return base64.StdEncoding.EncodeToString(raw), ""
+}
+
+// socketPath sets *dst to the unix socket path in option opt of sec, when it is set and valid:
+// absolute, and short enough for a socket address.
+func (b *builder) socketPath(sec, opt string, dst *string) {
+	v, ok := b.scalar(sec, opt)
+	switch {
+	case !ok:
+	case !filepath.IsAbs(v):
+		b.fail(sec, opt, "%q is not an absolute path", v)
+	case len(v) > maxSocketLen:
+		b.fail(sec, opt, "%q is too long for a unix socket path (%d bytes at most)", v, maxSocketLen)
+	default:
+		*dst = v
+	}
 }

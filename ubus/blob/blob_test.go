@@ -118,20 +118,27 @@ func TestJSON(t *testing.T) {
 	}
 }
 
+// nested is n tables (named t) or arrays, each in the one before.
+func nested(n int, tables bool) []byte {
+	var w Buf
+	var ms []Mark
+	for range n {
+		if tables {
+			ms = append(ms, w.OpenTable("t"))
+		} else {
+			ms = append(ms, w.OpenArray(""))
+		}
+	}
+	for i := len(ms) - 1; i >= 0; i-- {
+		w.CloseField(ms[i])
+	}
+	return w.Bytes()
+}
+
 // TestMalformed: each bad input is refused with an error wrapping ErrMalformed, naming what is
 // wrong.
 func TestMalformed(t *testing.T) {
-	deep := func(n int) []byte {
-		var w Buf
-		var ms []Mark
-		for range n {
-			ms = append(ms, w.OpenTable("t"))
-		}
-		for i := len(ms) - 1; i >= 0; i-- {
-			w.CloseField(ms[i])
-		}
-		return w.Bytes()
-	}
+	deep := func(n int) []byte { return nested(n, true) }
 	tests := []struct {
 		name, in string
 		raw      []byte
@@ -178,15 +185,7 @@ func TestMalformed(t *testing.T) {
 // multiple of the bytes it is given.
 func TestDecodeAllocatesInProportion(t *testing.T) {
 	many := bytes.Repeat(unhex(t, "87000009 0001 6200 01 000000"), 4096) // 4096 one-byte bools
-	var deep Buf
-	var ms []Mark
-	for range MaxDepth {
-		ms = append(ms, deep.OpenArray(""))
-	}
-	for i := len(ms) - 1; i >= 0; i-- {
-		deep.CloseField(ms[i])
-	}
-	for _, in := range [][]byte{many, deep.Bytes(), unhex(t, "83ffffff 0001 6100"), unhex(t, "82000010 0001 7400 82ffffff 0000 0000")} {
+	for _, in := range [][]byte{many, nested(MaxDepth, false), unhex(t, "83ffffff 0001 6100"), unhex(t, "82000010 0001 7400 82ffffff 0000 0000")} {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)

@@ -134,6 +134,12 @@ func (c *client) status(m *ubusd.Message, st ubusd.Status) {
 	c.send(ubusd.MsgStatus, m.Seq, m.Peer, b.Bytes())
 }
 
+// ok answers m with DATA (body) and then STATUS 0, as ubusd answers a request that succeeded.
+func (c *client) ok(m *ubusd.Message, body []byte) {
+	c.send(ubusd.MsgData, m.Seq, m.Peer, body)
+	c.status(m, ubusd.StatusOK)
+}
+
 func (s *Server) serve(c *client) {
 	defer s.wg.Done()
 	defer s.drop(c)
@@ -197,8 +203,7 @@ func (s *Server) add(c *client, m *ubusd.Message) {
 	var b blob.Buf
 	b.PutU32(ubusd.AttrObjID, o.id)
 	b.PutU32(ubusd.AttrObjType, o.id+1)
-	c.send(ubusd.MsgData, m.Seq, m.Peer, b.Bytes())
-	c.status(m, ubusd.StatusOK)
+	c.ok(m, b.Bytes())
 }
 
 func (s *Server) remove(c *client, m *ubusd.Message) {
@@ -221,8 +226,7 @@ func (s *Server) remove(c *client, m *ubusd.Message) {
 	}
 	var b blob.Buf
 	b.PutU32(ubusd.AttrObjID, id)
-	c.send(ubusd.MsgData, m.Seq, m.Peer, b.Bytes())
-	c.status(m, ubusd.StatusOK)
+	c.ok(m, b.Bytes())
 }
 
 func (s *Server) lookup(c *client, m *ubusd.Message) {
@@ -238,8 +242,7 @@ func (s *Server) lookup(c *client, m *ubusd.Message) {
 	b.PutString(ubusd.AttrObjPath, o.path)
 	b.PutU32(ubusd.AttrObjID, o.id)
 	b.Put(ubusd.AttrSignature, o.sig)
-	c.send(ubusd.MsgData, m.Seq, m.Peer, b.Bytes())
-	c.status(m, ubusd.StatusOK)
+	c.ok(m, b.Bytes())
 }
 
 // response routes an owner's reply to a call the stand-in made.
