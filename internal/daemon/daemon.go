@@ -434,7 +434,7 @@ func (d *Daemon) listenDNS(addrs []string) (old, srv *dnsserver.Server, err erro
 
 func (d *Daemon) openDNS(addrs []string) (*dnsserver.Server, error) {
 	return dnsserver.Listen(dnsserver.Options{
-		Addrs: addrs, Resolver: dnsResolver{d}, Timeout: -1, OnQuery: d.dnsEvent, Logger: d.log,
+		Addrs: addrs, Resolver: &dnsResolver{d}, Timeout: -1, OnQuery: d.dnsEvent, Logger: d.log,
 	})
 }
 
@@ -444,15 +444,17 @@ func (d *Daemon) openDNS(addrs []string) (*dnsserver.Server, error) {
 // to replace the listener, and a query costs one context timer, not three.
 type dnsResolver struct{ d *Daemon }
 
-func (r dnsResolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error) {
+func (r *dnsResolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error) {
 	return r.d.eng.Resolver().Exchange(ctx, q, via)
 }
 
-func (r dnsResolver) Cached(q *dns.Msg) (*dns.Msg, resolver.Info, bool) {
+func (r *dnsResolver) Go(f func()) bool { return r.d.eng.Resolver().Go(f) }
+
+func (r *dnsResolver) Cached(q *dns.Msg) (*dns.Msg, resolver.Info, bool) {
 	return r.d.eng.Resolver().Cached(q)
 }
 
-func (r dnsResolver) AppendCached(dst []byte, q *dns.Msg) ([]byte, resolver.Info, bool) {
+func (r *dnsResolver) AppendCached(dst []byte, q *dns.Msg) ([]byte, resolver.Info, bool) {
 	return r.d.eng.Resolver().AppendCached(dst, q)
 }
 

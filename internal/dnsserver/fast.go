@@ -6,6 +6,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/delvedns/delve/internal/resolver"
+	"github.com/delvedns/delve/internal/upstream"
 )
 
 // wireResolver is a Resolver with a packed cache fast path, as *resolver.Resolver has: a cache
@@ -18,6 +19,14 @@ type wireResolver interface {
 // miss.
 type fastResolver interface {
 	Cached(q *dns.Msg) (m *dns.Msg, info resolver.Info, ok bool)
+}
+
+// goResolver is a Resolver that runs functions on goroutines it keeps, as *resolver.Resolver
+// does (Go): a query that waits for an upstream runs there, on a goroutine whose stack has grown
+// to what asking an upstream needs, instead of on a new goroutine each. Go returns false when it
+// did not run f (the resolver is closed).
+type goResolver interface {
+	Go(f func()) bool
 }
 
 // Header flag bits, in the third and fourth octets of a message.
@@ -37,11 +46,8 @@ const (
 // client's UDP buffer. ok is false when that cannot be done on the octets (the caller then takes
 // the message path).
 func (q *query) patchWire(w, pkt []byte) (out []byte, ok bool) {
-	qend, ok := questionEnd(pkt)
-	if !ok || len(w) < qend {
-		return w, false
-	}
-	if end, ok := questionEnd(w); !ok || end != qend {
+	qend := upstream.QuestionEnd(pkt)
+	if qend < 0 || len(w) < qend || upstream.QuestionEnd(w) != qend {
 		return w, false
 	}
 	copy(w[12:qend], pkt[12:qend])
@@ -87,24 +93,4 @@ func (q *query) appendOPT(w []byte) []byte {
 		do = 0x80
 	}
 	return append(w, 0, 0, byte(dns.TypeOPT), ednsSize>>8, ednsSize&0xFF, 0, 0, do, 0, 0, 0)
-}
-
-// questionEnd returns the offset just past the single, uncompressed question of a packed message.
-func questionEnd(w []byte) (int, bool) {
-	if len(w) < 12 || binary.BigEndian.Uint16(w[4:]) != 1 {
-		return 0, false
-	}
-	off := 12
-	for off < len(w) {
-		l := int(w[off])
-		if l == 0 {
-			off += 5 // root label, type, class
-			return off, off <= len(w)
-		}
-		if l > 63 {
-			return 0, false // compressed or not a label
-		}
-		off += 1 + l
-	}
-	return 0, false
 }

@@ -137,7 +137,8 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out [
 		return nil, false
 	}
 	s.handlers.Add(1)
-	go func() {
+	// It runs on one of the resolver's goroutines when it keeps some (goResolver).
+	task := func() {
 		defer s.handlers.Done()
 		defer s.inflight.Add(-1)
 		defer s.recoverPacket()
@@ -154,7 +155,10 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out [
 		if _, err := c.WriteToUDPAddrPort(w, src); err != nil {
 			s.log.Debug("sending a reply", "client", src, "err", err)
 		}
-	}()
+	}
+	if s.workers == nil || !s.workers.Go(task) {
+		go task()
+	}
 	return nil, false
 }
 

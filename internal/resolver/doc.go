@@ -81,7 +81,10 @@
 //   - Options.Timeout (UCI timeout, default 3 s) is a lookup's whole budget. A flight (the one
 //     upstream query identical concurrent questions share) runs to the later of its first
 //     caller's deadline and Timeout from its start, and no caller's leaving ends it, so a
-//     client's retransmit that joins it gets the answer. A joiner waits with its own deadline;
+//     client's retransmit that joins it gets the answer. A caller whose deadline is the flight's
+//     (the DNS listener's, a lookup's) runs the flight in its own goroutine rather than wait for
+//     a worker's: its cancellation, not its deadline, then ends the flight, and a caller that
+//     joined it asks again. A joiner waits with its own deadline;
 //     when the flight ends in a timeout and the joiner has at least MinAttempt left, it starts
 //     (or joins) another flight.
 //   - The attempt budget (attemptContext): an attempt gets half of what is left while other

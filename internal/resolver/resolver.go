@@ -260,6 +260,12 @@ func (r *Resolver) goWork(f func()) bool {
 	return true
 }
 
+// Go runs f on one of the resolver's goroutines, as a flight or probe runs (see MaxIdleWorkers),
+// and Close waits for it. The DNS listener runs the queries it cannot answer from the cache so:
+// each asks its upstream itself (an inline flight, resolve), on a goroutine whose stack has grown
+// to what that takes. It returns false, and f has not run, after Close.
+func (r *Resolver) Go(f func()) bool { return r.goWork(f) }
+
 // workLoop runs f, then waits for more work, for WorkerIdle and while fewer than MaxIdleWorkers
 // others wait, until Close.
 func (r *Resolver) workLoop(f func()) {
@@ -272,15 +278,21 @@ func (r *Resolver) workLoop(f func()) {
 			r.idle.Add(-1)
 			return
 		}
+		// The idle timer is set once and moved only when it fires early (it was set for an
+		// earlier task): a worker busy with one miss after another resets no timer per task.
+		finished := time.Now()
 		if idle == nil {
 			idle = time.NewTimer(WorkerIdle)
-		} else {
-			idle.Reset(WorkerIdle) // no stale tick to drain since Go 1.23
 		}
+	wait:
 		select {
 		case f = <-r.tasks:
 			r.idle.Add(-1)
 		case <-idle.C:
+			if left := WorkerIdle - time.Since(finished); left > 0 {
+				idle.Reset(left)
+				goto wait
+			}
 			r.idle.Add(-1)
 			return
 		case <-r.ctx.Done():
@@ -365,13 +377,17 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 	// its deadline is past the flight's), that caller starts or joins another.
 	fk := flightKey{k, via}
 	for {
-		f := r.flight(ctx, s, q, k, fk, via)
+		// A caller with no stale answer to give may run the flight itself (see flight).
+		f := r.flight(ctx, s, q, k, fk, via, stale == nil)
 		select {
 		case <-f.done:
 			if stale != nil && refreshFailed(f) {
 				return stale, staleInfo(), nil
 			}
-			if errors.Is(f.err, ErrTimeout) && time.Until(deadline(ctx)) >= MinAttempt {
+			// A flight that timed out, or an inline one whose caller was cancelled: a caller
+			// with time left asks again (or joins).
+			if (errors.Is(f.err, ErrTimeout) || errors.Is(f.err, context.Canceled) && ctx.Err() == nil) &&
+				time.Until(deadline(ctx)) >= MinAttempt {
 				continue
 			}
 			return f.entry, f.info, f.err
@@ -403,30 +419,50 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 // later of its first caller's and the configured timeout from now, and no caller's cancellation
 // ends it: it answers every caller that joins, and caches the answer, even when the caller that
 // started it has gone (a client that gave up retransmits, and joins). Only Close cancels it.
-func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cacheKey, fk flightKey, via string) *flight {
+//
+// A caller that may (mayInline: it has no stale answer to give) and whose deadline is the one the
+// flight would have, give or take FlightGrace, runs the flight itself (inline): it would only
+// wait for it, and a worker goroutine is one more hand-off each way. The flight then runs under
+// the caller's context and has ended when flight returns. It is the exception to the rule above:
+// its caller's cancellation (not its deadline) ends it, and whoever joined it then asks again
+// (resolve). Other callers start the flight on a worker and wait with their own deadline.
+func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cacheKey, fk flightKey, via string, mayInline bool) *flight {
 	r.flightMu.Lock()
 	f, joined := r.flights[fk]
 	if joined {
 		r.flightMu.Unlock()
 		return f
 	}
-	// The flight's context is not a child of r.ctx: registering every flight with one shared
-	// parent (a lock and a map insert and delete) cost more than the flight's own work; Close
-	// cancels the flights in r.flights instead.
-	dl := deadline(ctx)
-	if own := time.Now().Add(s.timeout); own.After(dl) {
-		dl = own
+	// A worker's flight has a context that is not a child of r.ctx: registering every flight
+	// with one shared parent (a lock and a map insert and delete) cost more than the flight's own
+	// work; Close cancels the flights in r.flights instead.
+	dl, own := deadline(ctx), time.Now().Add(s.timeout)
+	inline := mayInline && own.Sub(dl) <= FlightGrace && dl.Sub(own) <= FlightGrace
+	var fctx context.Context
+	var cancel context.CancelFunc
+	if inline {
+		fctx, cancel = context.WithCancel(ctx)
+	} else {
+		if own.After(dl) {
+			dl = own
+		}
+		fctx, cancel = context.WithDeadline(context.Background(), dl)
 	}
-	fctx, cancel := context.WithDeadline(context.Background(), dl)
 	f = &flight{done: make(chan struct{}), cancel: cancel, deadline: dl}
 	r.flights[fk] = f
+	// Close cancels r.ctx before the flights it finds here: either it finds this one, or this
+	// sees r.ctx cancelled.
+	closed := r.ctx.Err() != nil
 	r.flightMu.Unlock()
-	started := r.goWork(func() {
-		defer cancel()
+	run := func() {
 		f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
+		cancel()
 		r.finish(fk, f)
-	})
-	if !started {
+	}
+	switch {
+	case inline && !closed:
+		run()
+	case inline || !r.goWork(run):
 		cancel()
 		f.err = upstream.ErrClosed
 		r.finish(fk, f)
@@ -472,7 +508,7 @@ func (r *Resolver) hit(k cacheKey, e *entry, now time.Time) {
 	// not from q, which is whatever the client sent (hop by hop: see upstream.wireQuery).
 	// Its context only gives the flight its deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	r.flight(ctx, s, k.query(), k, flightKey{cacheKey: k}, "")
+	r.flight(ctx, s, k.query(), k, flightKey{cacheKey: k}, "", false)
 	cancel()
 }
 

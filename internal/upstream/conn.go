@@ -64,7 +64,15 @@ const (
 	maxOwed = 1024
 )
 
-const writeTimeout = 5 * time.Second
+// writeTimeout bounds a write that the server does not take (its window and our buffer full).
+// One deadline serves many writes: it is moved to writeTimeout from now only when writeSlack has
+// passed since it last was, so a write may wait between writeTimeout-writeSlack and writeTimeout,
+// and a connection busy with one query after another resets its deadline (a runtime timer) once
+// per writeSlack, not per query.
+const (
+	writeTimeout = 5 * time.Second
+	writeSlack   = time.Second
+)
 
 // maxMsg is the largest DNS message a 2-octet length prefix can carry.
 const maxMsg = 65535
@@ -86,15 +94,22 @@ type result struct {
 	err error
 }
 
-// conn is one TLS connection with pipelining: a writer goroutine that coalesces queued queries
-// into as few TLS records as it can, and a reader goroutine that routes replies to their callers
-// by ID and question, in whatever order they arrive (RFC 7858 §3.3, RFC 7766 §7).
+// conn is one TLS connection with pipelining: a reader goroutine routes replies to their callers
+// by ID and question, in whatever order they arrive (RFC 7858 §3.3, RFC 7766 §7). A query that is
+// the only one in flight is written by its caller (roundTrip): one client at a time costs no
+// hand-off to another goroutine. Queries that overlap others are queued to a writer goroutine
+// that coalesces them into as few TLS records as it can.
 type conn struct {
 	u      *Upstream
 	nc     net.Conn
 	writeq chan *call
 	done   chan struct{} // closed when the connection is finished
 	wg     sync.WaitGroup
+
+	// wmu is held by whoever writes to nc: the writer goroutine, or a caller writing its own
+	// query. After wdl the write deadline is moved (see writeTimeout).
+	wmu sync.Mutex
+	wdl time.Time
 
 	reads    atomic.Int64 // replies read so far: a stalled connection reads none
 	lastRead atomic.Int64 // UnixNano of the last message read
@@ -153,17 +168,33 @@ func (c *conn) roundTrip(ctx context.Context, msg, question []byte) ([]byte, err
 		return nil, errConnGone
 	}
 	c.addLocked(cl)
+	// Alone on the connection, with nothing queued: write it here rather than wake the writer.
+	// With other queries in flight the writer's coalescing saves more than the hand-off costs.
+	alone := c.inflight == 1 && len(c.writeq) == 0
 	c.mu.Unlock()
 
-	// writeq has room for every reserved slot, so this blocks only while the writer is behind
-	// probes (at most one at a time); the connection's end or the caller's give up ends the wait.
-	select {
-	case c.writeq <- cl:
-	case <-c.done:
-		// fail has answered every pending call, this one included.
-	case <-ctx.Done():
-		c.unqueue(cl)
-		return nil, ctx.Err()
+	if alone {
+		// The writer may be sending a stall probe (it holds no slot): then this waits for it. A
+		// write the server does not take holds this caller as it would hold the writer: until
+		// the connection fails (writeTimeout, or the stall rule closes it).
+		c.wmu.Lock()
+		err := c.writeLocked(cl.frame)
+		c.wmu.Unlock()
+		if err != nil {
+			c.fail(err) // answers every pending call, this one included
+		}
+	} else {
+		// writeq has room for every reserved slot, so this blocks only while the writer is
+		// behind probes (at most one at a time); the connection's end or the caller's give up
+		// ends the wait.
+		select {
+		case c.writeq <- cl:
+		case <-c.done:
+			// fail has answered every pending call, this one included.
+		case <-ctx.Done():
+			c.unqueue(cl)
+			return nil, ctx.Err()
+		}
 	}
 
 	select {
@@ -275,6 +306,8 @@ func (c *conn) release() {
 	c.inflight--
 	n := c.inflight
 	if n == 0 {
+		// The idle timer stays armed while the connection is open (idleCheck): it reads
+		// lastUse when it fires, so a release resets no timer.
 		c.lastUse = time.Now()
 		if c.draining {
 			c.mu.Unlock()
@@ -282,7 +315,6 @@ func (c *conn) release() {
 			c.u.changed()
 			return
 		}
-		c.idleT.Reset(c.idle)
 	}
 	c.mu.Unlock()
 	c.u.changed()
@@ -333,8 +365,10 @@ func (c *conn) writeLoop() {
 				break more
 			}
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := c.nc.Write(buf); err != nil {
+		c.wmu.Lock()
+		err := c.writeLocked(buf)
+		c.wmu.Unlock()
+		if err != nil {
 			c.fail(err)
 			return
 		}
@@ -342,6 +376,16 @@ func (c *conn) writeLoop() {
 			buf = nil
 		}
 	}
+}
+
+// writeLocked writes b (whole frames) to the connection; c.wmu is held.
+func (c *conn) writeLocked(b []byte) error {
+	if now := time.Now(); now.After(c.wdl) {
+		c.wdl = now.Add(writeSlack)
+		_ = c.nc.SetWriteDeadline(now.Add(writeTimeout))
+	}
+	_, err := c.nc.Write(b)
+	return err
 }
 
 func (c *conn) readLoop() {
@@ -417,12 +461,17 @@ func (c *conn) setKeepalive(timeout uint16) {
 	}
 }
 
+// idleCheck runs on the idle timer, which stays armed while the connection is open: it closes a
+// connection unused for c.idle, else sets the timer for when it would be.
 func (c *conn) idleCheck() {
 	c.mu.Lock()
 	idle := c.inflight == 0 && time.Since(c.lastUse) >= c.idle-time.Millisecond
 	wait := c.idle - time.Since(c.lastUse)
+	if c.inflight > 0 {
+		wait = c.idle // in use: unused for c.idle at the earliest from now
+	}
 	closed := c.closed
-	if !idle && !closed && c.inflight == 0 {
+	if !idle && !closed {
 		c.idleT.Reset(wait)
 	}
 	c.mu.Unlock()
@@ -493,5 +542,5 @@ func probeFrame() []byte {
 
 func probeQuestion() []byte {
 	w := probeWire()
-	return w[12:questionEnd(w)]
+	return w[12:QuestionEnd(w)]
 }

@@ -21,7 +21,7 @@ func FuzzReplyHandling(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	question := wire[12:questionEnd(wire)]
+	question := wire[12:QuestionEnd(wire)]
 	const id = 0x1234
 	seed := func(mod func(m *dns.Msg)) []byte {
 		m := answer(q)

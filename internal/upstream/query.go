@@ -63,7 +63,7 @@ func wireQuery(q *dns.Msg) ([]byte, error) {
 // a type whose data holds no compressed name (RFC 3597 §4 lists those that may), since its
 // octets are passed on as they are.
 func salvage(raw []byte) *dns.Msg {
-	qend := questionEnd(raw)
+	qend := QuestionEnd(raw)
 	if qend < 0 {
 		return nil
 	}
@@ -119,10 +119,10 @@ func opaque(raw []byte, off int) (dns.RR, int) {
 	return &dns.RFC3597{Hdr: h, Rdata: hex.EncodeToString(raw[off:end])}, end
 }
 
-// questionEnd returns the offset just past the question section of a packed message with one
+// QuestionEnd returns the offset just past the question section of a packed message with one
 // question, or -1 when it is malformed. A question name is never compressed: nothing precedes it
 // that a pointer could refer to.
-func questionEnd(msg []byte) int {
+func QuestionEnd(msg []byte) int {
 	if len(msg) < 12 || binary.BigEndian.Uint16(msg[4:]) != 1 {
 		return -1
 	}

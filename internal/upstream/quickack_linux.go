@@ -19,18 +19,20 @@ func quickAck(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	q := &quickAckConn{TCPConn: tc, rc: rc}
+	q := &quickAckConn{Conn: tc, rc: rc}
 	q.set()
 	return q
 }
 
+// quickAckConn embeds the connection as a net.Conn, not a *net.TCPConn: what TLS uses of it is
+// net.Conn's, and the binary then carries no wrappers of the TCP connection's other methods.
 type quickAckConn struct {
-	*net.TCPConn
+	net.Conn
 	rc syscall.RawConn
 }
 
 func (c *quickAckConn) Read(b []byte) (int, error) {
-	n, err := c.TCPConn.Read(b)
+	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.set()
 	}
