@@ -44,6 +44,7 @@ type config struct {
 	profile        string
 	cpuprof        string
 	systems        string
+	baseline       string
 	repeat         int
 	memEnvs        []string
 }
@@ -67,6 +68,7 @@ func run() int {
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory")
 	flag.StringVar(&c.version, "version", "", "version string to build delve with")
 	flag.StringVar(&c.systems, "systems", "delve,stubby,unbound", "systems of the load and connection tables")
+	flag.StringVar(&c.baseline, "baseline", "", "earlier results file whose load rows the largest -clients rows are compared with (default: the newest earlier one in -out)")
 	flag.StringVar(&c.cpuprof, "cpuprofile", "", "write a CPU profile of delvebench itself (the engine section runs internal/upstream in this process)")
 	flag.StringVar(&c.profile, "profile", "", "only profile delve's daemon (bench/cmd/delveprof) at the largest -clients and leave the profiles in this directory")
 	flag.Parse()

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -184,13 +185,133 @@ func (b *bench) report() string {
 			p("  %-7s %s\n", t.verdict, t.text)
 		}
 	}
+	if len(b.rows) > 0 {
+		p("\n== Targets (issue 24: one client at a time; delve-1cpu is delve with GOMAXPROCS=1)\n\n")
+		for _, t := range b.targets24() {
+			p("  %-7s %s\n", t.verdict, t.text)
+		}
+	}
 	return sb.String()
 }
 
-// find returns the row of system driven via for a mode and concurrency, or nil.
+// targets24 checks the goals of issue 24 against this run: at 1 and 16 clients, delve over UDP
+// (and with GOMAXPROCS=1) against unbound and stubby over UDP; the largest concurrency's rows
+// against the baseline file's; the daemon's memory.
+func (b *bench) targets24() []verdict {
+	var out []verdict
+	add := func(ok bool, format string, args ...any) {
+		out = append(out, verdict{met(ok), fmt.Sprintf(format, args...)})
+	}
+	for _, name := range []string{"delve", "delve" + oneCPU} {
+		for _, n := range []int{1, 16} {
+			for _, mode := range []string{modeMiss, modeHot} {
+				d, ub, st := b.find(name, viaUDP, mode, n), b.find("unbound", viaUDP, mode, n), b.find("stubby", viaUDP, mode, n)
+				if d == nil || ub == nil {
+					continue
+				}
+				rc := ratio(cpuPer10k(d), cpuPer10k(ub))
+				add(rc <= 1, "%s/udp %s, %d client(s): CPU per lookup ≤ unbound's: %.0f vs %.0f ms/10k = %.2f×", name, mode, n, cpuPer10k(d), cpuPer10k(ub), rc)
+				switch {
+				case mode == modeMiss && st != nil:
+					rp := ratio(ms(d.res.pct(50)), ms(st.res.pct(50)))
+					add(rp <= 1, "%s/udp miss, %d client(s): p50 ≤ stubby's: %.3f vs %.3f ms = %.2f×", name, n, ms(d.res.pct(50)), ms(st.res.pct(50)), rp)
+				case mode == modeHot:
+					rq := ratio(d.res.qps(), ub.res.qps())
+					add(rq >= 1, "%s/udp hot, %d client(s): lookups/s ≥ unbound's: %.0f vs %.0f = %.2f×", name, n, d.res.qps(), ub.res.qps(), rq)
+				}
+			}
+		}
+	}
+	n := maxInt(b.cfg.clients)
+	if base, file := b.baseline(); base != nil {
+		for _, r := range b.rows {
+			o, ok := base[baseKey{r.t.label(), r.mode, r.clients}]
+			if r.clients != n || r.t.system != "delve" || !ok {
+				continue
+			}
+			rq, rc := ratio(r.res.qps(), o.qps), ratio(cpuPer10k(r), o.cpu)
+			add(rq >= 1 && rc <= 1, "%s %s, %d clients, no worse than %s: lookups/s %.0f vs %.0f = %.2f×, cpu %.0f vs %.0f ms/10k = %.2f×",
+				r.t.label(), r.mode, n, filepath.Base(file), r.res.qps(), o.qps, rq, cpuPer10k(r), o.cpu, rc)
+		}
+	}
+	var idle, peak int64
+	for _, r := range b.rows {
+		if r.t.name() == "delve" {
+			idle = max(idle, r.idle.rss)
+			if r.t.via == viaSocket && r.clients == n {
+				peak = max(peak, r.peak)
+			}
+		}
+	}
+	if idle > 0 {
+		add(idle <= 83<<20/10, "daemon RSS idle ≤ 8.3 MiB: largest idle VmRSS of the delve runs %.1f MiB", mib(idle))
+	}
+	if peak > 0 {
+		add(peak <= 16<<20, "daemon RSS peak ≤ 16 MiB with %d socket clients: largest VmHWM %.1f MiB", n, mib(peak))
+	}
+	return out
+}
+
+// baseKey names a row of the load table.
+type baseKey struct {
+	label, mode string
+	clients     int
+}
+
+type baseRow struct{ qps, cpu float64 }
+
+// baseline reads the load table of the newest earlier results file of this machine's kind in the
+// results directory (or -baseline): the rows to compare the largest concurrency with.
+func (b *bench) baseline() (map[baseKey]baseRow, string) {
+	file := b.cfg.baseline
+	if file == "" && b.cfg.out != "" {
+		suffix := fmt.Sprintf("-%s-%dcpu.txt", runtime.GOARCH, runtime.NumCPU())
+		mine := b.start.UTC().Format("2006-01-02") + suffix
+		matches, _ := filepath.Glob(filepath.Join(b.cfg.out, "*"+suffix))
+		for _, m := range matches { // sorted: the newest date last
+			if filepath.Base(m) < mine {
+				file = m
+			}
+		}
+	}
+	if file == "" {
+		return nil, ""
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, ""
+	}
+	rows := map[baseKey]baseRow{}
+	for _, l := range strings.Split(string(data), "\n") {
+		// system names clients lookups/s p50 p99 answers failed cpu ...
+		f := strings.Fields(l)
+		if len(f) < 9 || !strings.Contains(f[0], "/") {
+			continue
+		}
+		var k baseKey
+		var r baseRow
+		k.label, k.mode = f[0], f[1]
+		if _, err := fmt.Sscan(f[2], &k.clients); err != nil {
+			continue
+		}
+		if _, err := fmt.Sscan(f[3], &r.qps); err != nil {
+			continue
+		}
+		if _, err := fmt.Sscan(f[8], &r.cpu); err != nil {
+			continue
+		}
+		if _, dup := rows[k]; !dup {
+			rows[k] = r
+		}
+	}
+	return rows, file
+}
+
+// find returns the row of system (with its variant: target.name) driven via for a mode and
+// concurrency, or nil.
 func (b *bench) find(system, via, mode string, clients int) *row {
 	for _, r := range b.rows {
-		if r.t.system == system && r.t.via == via && r.mode == mode && r.clients == clients {
+		if r.t.name() == system && r.t.via == via && r.mode == mode && r.clients == clients {
 			return r
 		}
 	}

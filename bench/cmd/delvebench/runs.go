@@ -26,23 +26,43 @@ type target struct {
 	system string
 	via    string
 	start  func(context.Context, *env, string) (*system, error)
+	// variant names a way of running the system other than its default, in its rows' labels:
+	// "-1cpu" is delve with GOMAXPROCS=1, a single-core router.
+	variant string
 }
 
-func (t target) label() string { return t.system + "/" + t.via }
+// name is the system and its variant: "delve", "delve-1cpu".
+func (t target) name() string { return t.system + t.variant }
+
+func (t target) label() string { return t.name() + "/" + t.via }
+
+// oneCPU is the variant of delve run with GOMAXPROCS=1: one core, as on most routers.
+const oneCPU = "-1cpu"
+
+// startDelve1CPU is startDelve with GOMAXPROCS=1.
+func startDelve1CPU(ctx context.Context, e *env, tag string) (*system, error) {
+	e1 := *e
+	e1.delveEnv = append(append([]string(nil), e.delveEnv...), "GOMAXPROCS=1")
+	return startDelve(ctx, &e1, tag)
+}
 
 // targets lists what is measured: every system through the same Go client over UDP (delve
-// through its socket as well, and only through it while it has no DNS listener), and through
-// dnsperf.
+// through its socket as well, and only through it while it has no DNS listener), delve with
+// GOMAXPROCS=1 the same way, and every system through dnsperf.
 func (b *bench) targets() []target {
-	ts := []target{{"delve", viaSocket, startDelve}}
+	ts := []target{{system: "delve", via: viaSocket, start: startDelve}}
 	if b.hasListener {
-		ts = append(ts, target{"delve", viaUDP, startDelve})
+		ts = append(ts, target{system: "delve", via: viaUDP, start: startDelve})
 	}
-	ts = append(ts, target{"stubby", viaUDP, startStubby}, target{"unbound", viaUDP, startUnboundForwarder})
+	ts = append(ts, target{system: "delve", via: viaSocket, start: startDelve1CPU, variant: oneCPU})
 	if b.hasListener {
-		ts = append(ts, target{"delve", viaDnsperf, startDelve})
+		ts = append(ts, target{system: "delve", via: viaUDP, start: startDelve1CPU, variant: oneCPU})
 	}
-	ts = append(ts, target{"stubby", viaDnsperf, startStubby}, target{"unbound", viaDnsperf, startUnboundForwarder})
+	ts = append(ts, target{system: "stubby", via: viaUDP, start: startStubby}, target{system: "unbound", via: viaUDP, start: startUnboundForwarder})
+	if b.hasListener {
+		ts = append(ts, target{system: "delve", via: viaDnsperf, start: startDelve})
+	}
+	ts = append(ts, target{system: "stubby", via: viaDnsperf, start: startStubby}, target{system: "unbound", via: viaDnsperf, start: startUnboundForwarder})
 	var out []target
 	for _, t := range ts {
 		if slices.Contains(strings.Split(b.cfg.systems, ","), t.system) {
