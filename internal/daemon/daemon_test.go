@@ -158,19 +158,28 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
+// dial connects to the daemon on socket once it answers a status call there. A connect alone is
+// not readiness: the daemon binds its socket before the WebSocket and the DNS listener, and
+// answers calls only once all are bound (TestServeBinary's WebSocket was refused on a busy
+// machine).
 func dial(t *testing.T, socket string) *jsonrpc.Client {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c, err := jsonrpc.Dial(ctx, socket)
+		if err == nil {
+			if err = c.Call(ctx, "status", nil, nil); err != nil {
+				_ = c.Close()
+			}
+		}
 		cancel()
 		if err == nil {
 			t.Cleanup(func() { _ = c.Close() })
 			return c
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no daemon on %s: %v", socket, err)
+			t.Fatalf("no daemon answering on %s after 30 s: %v", socket, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
