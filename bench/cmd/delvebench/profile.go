@@ -29,7 +29,7 @@ func (b *bench) profileRuns(ctx context.Context, dir string) error {
 			continue
 		}
 		for _, mode := range []string{modeMiss, modeHot} {
-			out := filepath.Join(dir, fmt.Sprintf("%s-%s-%d", t.via, mode, n))
+			out := filepath.Join(dir, fmt.Sprintf("%s%s-%s-%d", t.via, t.variant, mode, n))
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
