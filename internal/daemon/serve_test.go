@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,31 +21,11 @@ import (
 	"github.com/delvedns/delve/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// delveBinary builds cmd/delve once for the tests that run the real binary.
-func delveBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "delve-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "delve")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/delvedns/delve/cmd/delve").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.RemoveBinaries()
+	os.Exit(code)
 }
 
 type proc struct {
@@ -57,7 +36,7 @@ type proc struct {
 
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(delveBinary(t), args...), log: &testenv.SyncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(testenv.DelveBinary(t, ""), args...), log: &testenv.SyncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

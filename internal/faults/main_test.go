@@ -4,18 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/delvedns/delve/internal/daemon"
 	"github.com/delvedns/delve/internal/jsonrpc/ws"
+	"github.com/delvedns/delve/internal/testenv"
 	"github.com/delvedns/delve/internal/upstream"
 )
 
@@ -33,11 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(path, os.Getenv(tuneEnv)))
 	}
 	code := m.Run()
-	binMu.Lock()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	binMu.Unlock()
+	testenv.RemoveBinaries()
 	os.Exit(code)
 }
 
@@ -84,54 +78,7 @@ func runChild(path, tune string) int {
 	return 0
 }
 
-var (
-	binMu  sync.Mutex
-	binDir string
-	bins   = map[string]*binBuild{} // by build time ("" for none)
-)
-
-type binBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// delveBinary builds cmd/delve once per build time for the tests that run the real binary.
-// buildTime, when set, is stamped as version.BuildTime (Unix seconds).
-func delveBinary(t testing.TB, buildTime string) string {
-	t.Helper()
-	binMu.Lock()
-	if binDir == "" {
-		dir, err := os.MkdirTemp("", "delve-faults-bin")
-		if err != nil {
-			binMu.Unlock()
-			t.Fatal(err)
-		}
-		binDir = dir
-	}
-	b := bins[buildTime]
-	if b == nil {
-		b = &binBuild{}
-		bins[buildTime] = b
-	}
-	dir := binDir
-	binMu.Unlock()
-	b.once.Do(func() {
-		b.path = filepath.Join(dir, "delve"+buildTime)
-		args := []string{"build", "-o", b.path}
-		if buildTime != "" {
-			args = append(args, "-ldflags", "-X github.com/delvedns/delve/internal/version.BuildTime="+buildTime)
-		}
-		args = append(args, "github.com/delvedns/delve/cmd/delve")
-		out, err := exec.Command("go", args...).CombinedOutput()
-		if err != nil {
-			b.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
+// delveBinary is the real binary, built once per build time (see testenv.DelveBinary).
+func delveBinary(t testing.TB, buildTime string) string { return testenv.DelveBinary(t, buildTime) }
 
 func unixTime(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }

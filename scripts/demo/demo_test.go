@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,36 +35,12 @@ func TestMain(m *testing.M) {
 		os.Exit(run(args, os.Stdout, os.Stderr))
 	}
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testenv.RemoveBinaries()
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// delveBinary builds cmd/delve once for the tests of this package; TestMain removes it.
-func delveBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "delve-demo-test")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "delve"), "github.com/delvedns/delve/cmd/delve").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "delve")
-}
+// delveBinary is the real binary, built once (see testenv.DelveBinary).
+func delveBinary(t *testing.T) string { return testenv.DelveBinary(t, "") }
 
 // demoCmd is the demo program (this test binary) with args.
 func demoCmd(ctx context.Context, args ...string) *exec.Cmd {
