@@ -41,9 +41,10 @@ type Options struct {
 	// Socket is the daemon's JSON-RPC socket; empty: main.socket of Config, else
 	// uci.DefaultSocket.
 	Socket string
-	// Config is the UCI file to take main.socket and main.timeout from; empty: none. A missing
-	// or broken file leaves the defaults: the call still goes to the default socket, where the
-	// daemon (if it could start at all) answers.
+	// Config is the UCI file to take main.socket and main.timeout from; empty: none. A file
+	// that no longer loads still gives main.socket as written (uci.MainSocket): the daemon
+	// runs the configuration it loaded before and answers there. A missing or unreadable one
+	// leaves the defaults.
 	Config string
 	// Deadline bounds the whole call, reading stdin included; zero: main.timeout plus 2 s,
 	// at least DefaultDeadline and at most MaxDeadline.
@@ -125,6 +126,12 @@ func (o Options) resolve() (socket string, deadline time.Duration) {
 			}
 			if deadline <= 0 {
 				deadline = min(max(cfg.Timeout+deadlineMargin, DefaultDeadline), MaxDeadline)
+			}
+		} else if socket == "" {
+			// The daemon still runs the file it loaded before, on the socket that file named:
+			// main.socket as written, as delve status finds it.
+			if s, err := uci.MainSocket(o.Config); err == nil {
+				socket = s
 			}
 		}
 	}
