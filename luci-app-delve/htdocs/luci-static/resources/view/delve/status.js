@@ -116,6 +116,7 @@ return view.extend({
 				E('th', { 'class': 'th' }, _('Queries')),
 				E('th', { 'class': 'th' }, _('Failures')),
 				E('th', { 'class': 'th' }, _('Stalls')),
+				E('th', { 'class': 'th', 'title': _('Connections the server closed before answering any query owed on them') }, _('Dropped')),
 				E('th', { 'class': 'th' }, _('Open connections'))
 			])
 		]);
@@ -137,6 +138,7 @@ return view.extend({
 				u.queries,
 				u.failures,
 				u.stalls,
+				u.dropped_connections,
 				u.open_connections
 			];
 		}), E('em', {}, _('No upstream is configured.')));
