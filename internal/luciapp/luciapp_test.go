@@ -527,7 +527,7 @@ func TestChecksAreTheDaemons(t *testing.T) {
 
 	// WebSocket: an address the loader takes without a token is one the form calls loopback.
 	var ws [][2]any
-	wsVals := []string{"127.0.0.1:8053", "127.1.2.3:8053", "[::1]:8053", "[::ffff:127.0.0.1]:8053", "192.168.1.1:8053", "[::2]:8053",
+	wsVals := []string{"127.0.0.1:8053", "127.1.2.3:8053", "[::1]:8053", "[::ffff:127.0.0.1]:8053", "192.0.2.1:8053", "[::2]:8053",
 		"0.0.0.0:8053", "localhost:8053", "127.0.0.1", "[fe80::1%lo]:80"}
 	for _, v := range wsVals {
 		ws = append(ws, [2]any{"hostPort", v}, [2]any{"isLoopbackHostPort", v})
