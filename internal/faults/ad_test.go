@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
-
-	"github.com/delvedns/delve/internal/testenv"
 )
 
 // adServer is a validating resolver as RFC 6840 §5.7-5.8 has it answer a stub: every answer is
@@ -42,11 +40,7 @@ func TestADWhoeverAsksFirst(t *testing.T) {
 	t.Parallel()
 	var ads adServer
 	srv := newDotServer(t, dotOptions{}, replying(ads.reply))
-	dnsPort, err := testenv.FreePort("tcp+udp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+	dnsAddr := listenAddr(t)
 	c := newConf(t)
 	c.ups = append(c.ups, srv.upstream("ad"))
 	c.listen = dnsAddr

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -388,4 +389,15 @@ func hitInLastTenth(t testing.TB, ttl time.Duration, ask func(try int, when stri
 	}
 	t.Fatalf("in %d tries the hit never came within the answer's %v: the machine is too busy for this test", hitTries, ttl)
 	return 0, time.Time{}
+}
+
+// listenAddr is a loopback address for the daemon's DNS listener (UDP and TCP), which its UCI
+// file must name before it binds.
+func listenAddr(t *testing.T) string {
+	t.Helper()
+	port, err := testenv.FreePort("tcp+udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
 }

@@ -107,11 +107,7 @@ func TestIdleWebSocketConnections(t *testing.T) {
 func TestDNSTCPPerClient(t *testing.T) {
 	t.Parallel()
 	srv := newDotServer(t, dotOptions{}, healthy)
-	dnsPort, err := testenv.FreePort("tcp+udp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+	dnsAddr := listenAddr(t)
 	c := newConf(t)
 	c.ups = []upstreamConf{srv.upstream("up")}
 	c.listen = dnsAddr

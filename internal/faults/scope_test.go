@@ -75,15 +75,6 @@ func rawExchange(addr string, pkt []byte) ([]byte, error) {
 	return buf[:n], err
 }
 
-func listenAddr(t *testing.T) string {
-	t.Helper()
-	port, err := testenv.FreePort("tcp+udp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(port)
-}
-
 // TestZoneBadDataIsTheNames is issue 20's second finding: a zone that publishes an HTTPS record
 // with its SvcParamKeys out of order, served by a loopback authority that the real unbound
 // recurses to, must not take the upstream down. A page that asks two such names again and again

@@ -30,11 +30,7 @@ func TestServeStale(t *testing.T) {
 		t.Run("serve_stale "+strconv.FormatBool(on), func(t *testing.T) {
 			t.Parallel()
 			srv := newDotServer(t, dotOptions{}, shortTTL)
-			dnsPort, err := testenv.FreePort("tcp+udp")
-			if err != nil {
-				t.Fatal(err)
-			}
-			dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+			dnsAddr := listenAddr(t)
 			c := newConf(t)
 			c.ups = append(c.ups, srv.upstream("only"))
 			c.listen = dnsAddr
@@ -87,11 +83,7 @@ func TestPrefetchThroughDNSListener(t *testing.T) {
 				data = append(data, "pf"+strconv.Itoa(i)+".delve.test. 10 IN A 192.0.2.55")
 			}
 			ub := testenv.UnboundT(t, testenv.UnboundOptions{ExtraLocalData: data})
-			dnsPort, err := testenv.FreePort("tcp+udp")
-			if err != nil {
-				t.Fatal(err)
-			}
-			dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+			dnsAddr := listenAddr(t)
 			c := newConf(t)
 			c.addUnbound("ub", ub)
 			c.listen = dnsAddr
