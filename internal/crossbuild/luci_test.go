@@ -181,7 +181,7 @@ func TestLuCIPackages(t *testing.T) {
 		tree, data := readAPK(t, apk)
 		rootObj := binary.LittleEndian.Uint32(tree.b[4:])
 		info := tree.field(rootObj, pkgInfo)
-		for id, w := range map[int]string{piName: "luci-app-delve", piVersion: version, piArch: "all", piLicense: "MIT",
+		for id, w := range map[int]string{piName: "luci-app-delve", piVersion: version, piArch: "noarch", piLicense: "MIT",
 			piOrigin: "github.com/delvedns/delve/luci-app-delve"} {
 			if got := tree.str(tree.field(info, id)); got != w {
 				t.Errorf("info field %d: %q, want %q", id, got, w)

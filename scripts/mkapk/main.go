@@ -234,7 +234,9 @@ func encode(o options, files []file) ([]byte, error) {
 	info[piName] = a.str(o.pkg.Name)
 	info[piVersion] = a.str(o.version)
 	info[piDescription] = a.str(strings.Join(o.pkg.Description, " "))
-	info[piArch] = a.str(o.arch)
+	// apk-tools installs only its own arches and noarch (apk_db_arch_compatible), so an arch-all
+	// package says noarch in the .apk, as OpenWrt's package-pack.mk writes it (arch:<PKGARCH|noarch>).
+	info[piArch] = a.str(apkArch(o.arch))
 	info[piLicense] = a.str(o.pkg.License)
 	info[piOrigin] = a.str(o.pkg.Source)
 	info[piURL] = a.str(o.pkg.URL)
@@ -350,4 +352,12 @@ func block(out *bytes.Buffer, typ uint32, payload []byte) {
 	for ; size%8 != 0; size++ {
 		out.WriteByte(0)
 	}
+}
+
+// apkArch is the arch an .apk names for an OpenWrt package arch: "all" is apk's "noarch".
+func apkArch(arch string) string {
+	if arch == "all" {
+		return "noarch"
+	}
+	return arch
 }
