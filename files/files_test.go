@@ -297,6 +297,7 @@ func TestConfigUCILoad(t *testing.T) {
 		Timeout                    time.Duration
 		Strategy                   string
 		CacheSize, CacheMemory     int
+		Threads                    int
 		Socket, WebSocket, WSToken string
 		Listen                     []string
 		CAFile                     string
@@ -305,7 +306,7 @@ func TestConfigUCILoad(t *testing.T) {
 		Triggers                   []string
 		Upstreams                  []uci.Upstream
 	}
-	have := view{c.Enabled, c.Types, c.Timeout, c.Strategy, c.CacheSize, c.CacheMemory, c.Socket, c.WebSocket, c.WebSocketToken,
+	have := view{c.Enabled, c.Types, c.Timeout, c.Strategy, c.CacheSize, c.CacheMemory, c.Threads, c.Socket, c.WebSocket, c.WebSocketToken,
 		c.Listen, c.CAFile, c.LogLevel, c.DNSMasq, c.Triggers, c.Upstreams}
 	want := view{
 		Enabled:     true,
@@ -314,6 +315,7 @@ func TestConfigUCILoad(t *testing.T) {
 		Strategy:    uci.StrategyFailover,
 		CacheSize:   1024,
 		CacheMemory: 4 << 20,
+		Threads:     1,
 		Socket:      "/var/run/delve/delve.sock",
 		Listen:      []string{"127.0.0.1:5453", "[::1]:5453"},
 		LogLevel:    slog.LevelInfo,
@@ -336,7 +338,7 @@ func TestConfigSyntax(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string][]string{
-		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch", "ubus", "ubus_socket"},
+		"delve":    {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "threads", "socket", "websocket", "websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch", "ubus", "ubus_socket"},
 		"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 	}
 	section := regexp.MustCompile(`^config ([a-z_]+) '([a-z0-9_]+)'$`)

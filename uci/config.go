@@ -23,6 +23,7 @@ type Config struct {
 	Strategy       string        // StrategyFailover, StrategyRoundRobin or StrategyFastest
 	CacheSize      int           // entries; 0 = no cache
 	CacheMemory    int           // bytes all cached answers may hold (cache_memory, given in KiB)
+	Threads        int           // threads running delve's Go code at once (GOMAXPROCS); 0 = one per CPU
 	Socket         string        // JSON-RPC unix socket path
 	WebSocket      string        // host:port of the WebSocket transport; empty = off
 	WebSocketToken string        // required when WebSocket is not on a loopback address
@@ -93,6 +94,7 @@ func Default() *Config {
 		Strategy:    StrategyFailover,
 		CacheSize:   1024,
 		CacheMemory: 4 << 20,
+		Threads:     1,
 		ServeStale:  true,
 		Prefetch:    true,
 		Ubus:        UbusRPCD,

@@ -197,6 +197,7 @@ config delve 'main'
 	option timeout '100'
 	option strategy 'round_robin'
 	option cache_size '0'
+	option threads '0'
 	option socket '/tmp/d.sock'
 	option websocket '[::1]:8053'
 	list listen 'none'
@@ -219,6 +220,7 @@ config upstream 'a'
 			c.Timeout = 100 * time.Millisecond
 			c.Strategy = StrategyRoundRobin
 			c.CacheSize = 0
+			c.Threads = 0
 			c.Socket = "/tmp/d.sock"
 			c.WebSocket = "[::1]:8053"
 			c.CAFile = "/etc/ssl/certs/ca-certificates.crt"
@@ -229,11 +231,12 @@ config upstream 'a'
 			c.UbusSocket = "/tmp/ubus.sock"
 			c.Upstreams = []Upstream{{Name: "a", Address: "127.0.0.1", Port: 10853, Pins: []string{pinA}, Enabled: true}}
 		}},
-		{name: "upper limits", text: "config delve 'main'\n\toption timeout '60000'\n\toption cache_size '1000000'\n\toption cache_memory '1G'\n" +
+		{name: "upper limits", text: "config delve 'main'\n\toption timeout '60000'\n\toption cache_size '1000000'\n\toption cache_memory '1G'\n\toption threads '64'\n" +
 			"config upstream 'u'\n\toption address '::1'\n\toption port '65535'\n\toption tls_name 'localhost'\n", want: func(c *Config) {
 			c.Timeout = time.Minute
 			c.CacheSize = 1000000
 			c.CacheMemory = 1 << 30
+			c.Threads = 64
 			c.Upstreams = []Upstream{{Name: "u", Address: "::1", Port: 65535, TLSName: "localhost", Enabled: true}}
 		}},
 	}

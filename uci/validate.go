@@ -20,7 +20,7 @@ import (
 
 // knownOptions are the options of each section type, in the order of the documentation.
 var knownOptions = map[string][]string{
-	"delve": {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "socket", "websocket",
+	"delve": {"enabled", "type", "timeout", "strategy", "cache_size", "cache_memory", "threads", "socket", "websocket",
 		"websocket_token", "listen", "ca_file", "log_level", "dnsmasq", "trigger", "tolerate_unset_clock", "serve_stale", "prefetch", "ubus", "ubus_socket"},
 	"upstream": {"address", "port", "tls_name", "pin", "enabled"},
 }
@@ -45,6 +45,7 @@ const (
 	maxCacheSize = 1000000
 	minCacheKiB  = 64      // below this the largest answer cached (1/16 of it) is 4 KiB
 	maxCacheKiB  = 1 << 20 // 1 GiB
+	maxThreads   = 64      // more than any router has CPUs; 0 means one per CPU
 	maxSocketLen = 107     // sun_path is 108 bytes on Linux, with the terminating NUL
 )
 
@@ -293,6 +294,14 @@ func (b *builder) main(c *Config, sec string) {
 			b.fail(sec, "cache_memory", "%q is below the smallest cache (64K); cache_size '0' turns the cache off", v)
 		default:
 			b.fail(sec, "cache_memory", "%q is not a memory size in KiB, or with a unit K, M or G such as 4M (64K-1G)", v)
+		}
+	}
+
+	if v, ok := b.scalar(sec, "threads"); ok {
+		if n, ok := parseDecimal(v); ok && n <= maxThreads {
+			c.Threads = n
+		} else {
+			b.fail(sec, "threads", "%q is not a number of threads (0-%d; 0 is one per CPU)", v, maxThreads)
 		}
 	}
 

@@ -45,6 +45,7 @@ func manyTypes(n int) []string {
 func TestLoadBadValues(t *testing.T) {
 	const boolWant = "is not a boolean (1, on, true, yes, enabled or 0, off, false, no, disabled)"
 	const memWant = "is not a memory size in KiB, or with a unit K, M or G such as 4M (64K-1G)"
+	const threadsWant = "is not a number of threads (0-64; 0 is one per CPU)"
 	tests := []struct {
 		name, text, want string
 		line             int // of the (first) error
@@ -75,6 +76,11 @@ func TestLoadBadValues(t *testing.T) {
 		{"cache_memory unit alone", withMain("option cache_memory 'M'"), `delve.main.cache_memory: "M" ` + memWant, 2},
 		{"cache_memory with space", withMain("option cache_memory '4 M'"), `delve.main.cache_memory: "4 M" ` + memWant, 2},
 		{"cache_memory huge number", withMain("option cache_memory '9999999999G'"), `delve.main.cache_memory: "9999999999G" ` + memWant, 2},
+		{"threads too many", withMain("option threads '65'"), `delve.main.threads: "65" ` + threadsWant, 2},
+		{"threads negative", withMain("option threads '-1'"), `delve.main.threads: "-1" ` + threadsWant, 2},
+		{"threads words", withMain("option threads 'all'"), `delve.main.threads: "all" ` + threadsWant, 2},
+		{"threads with space", withMain("option threads '2 '"), `delve.main.threads: "2 " ` + threadsWant, 2},
+		{"threads twice", withMain("list threads '1'", "list threads '2'"), `delve.main.threads: has 2 values ("1", "2"); want one`, 3},
 		{"socket relative", withMain("option socket 'delve.sock'"), `delve.main.socket: "delve.sock" is not an absolute path`, 2},
 		{"socket too long", withMain("option socket '/" + strings.Repeat("s", 107) + "'"),
 			`delve.main.socket: "/` + strings.Repeat("s", 107) + `" is too long for a unix socket path (107 bytes at most)`, 2},

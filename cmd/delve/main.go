@@ -62,7 +62,7 @@ file or command line.
 // serve runs the daemon: exit 0 after a clean shutdown or when disabled, 2 for a bad
 // configuration or command line, 1 when it cannot serve (the socket is taken, ...).
 func serve(ctx context.Context, args []string) int {
-	var opts daemon.Options
+	opts := daemon.Options{Threads: daemon.SetThreads}
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
 		case a == "-h" || a == "--help" || a == "help":

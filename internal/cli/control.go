@@ -247,8 +247,8 @@ func WriteStatus(w io.Writer, st *daemon.Status) {
 	if p.OpenFDs >= 0 {
 		fds = strconv.Itoa(p.OpenFDs)
 	}
-	fmt.Fprintf(w, "memory    %s RSS (peak %s), %s Go heap, %d goroutines, %s open files\n",
-		kibOrDash(p.RSSKiB), kibOrDash(p.PeakRSSKiB), kibOrDash(p.HeapKiB), p.Goroutines, fds)
+	fmt.Fprintf(w, "memory    %s RSS (peak %s), %s Go heap, %d goroutines on %d %s, %s open files\n",
+		kibOrDash(p.RSSKiB), kibOrDash(p.PeakRSSKiB), kibOrDash(p.HeapKiB), p.Goroutines, p.Threads, plural(p.Threads, "thread", "threads"), fds)
 }
 
 // writeTable prints rows in columns two spaces apart; the last column is not padded.

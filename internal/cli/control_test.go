@@ -27,7 +27,7 @@ func TestWriteStatusDownUpstream(t *testing.T) {
 		Cache:   resolver.CacheStatus{Size: 1024, Memory: 4 << 20},
 		Lookups: 20, Failures: 2,
 		DNS:     &dnsserver.Stats{UDPQueries: 9, TCPQueries: 1, Answered: 10, Cached: 4},
-		Process: daemon.Process{Goroutines: 12, OpenFDs: -1, RSSKiB: -1, PeakRSSKiB: -1, HeapKiB: 900},
+		Process: daemon.Process{Threads: 2, Goroutines: 12, OpenFDs: -1, RSSKiB: -1, PeakRSSKiB: -1, HeapKiB: 900},
 	}
 	var b bytes.Buffer
 	WriteStatus(&b, st)
@@ -42,7 +42,7 @@ quad9       [2620:fe::fe]:853  down since 2026-12-07T10:59:00Z  -         7     
 cache     0 entries (at most 1024), 0 B (at most 4.0 MiB), hit rate - (0 hits, 0 misses), 0 prefetches
 lookups   20 (2 failed)
 dns       10 queries (9 udp, 1 tcp) on 127.0.0.1:5453 [::1]:5453: 10 answered, 4 from the cache, 0 servfail, 0 refused, 0 rate limited
-memory    - RSS (peak -), 900.0 KiB Go heap, 12 goroutines, - open files
+memory    - RSS (peak -), 900.0 KiB Go heap, 12 goroutines on 2 threads, - open files
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)

@@ -12,8 +12,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +67,10 @@ type Options struct {
 	Tune func(*upstream.Options)
 	// TuneWS adjusts the WebSocket server's options (tests).
 	TuneWS func(*ws.Options)
+	// Threads applies main.threads to the process, at start and at every reload; delve serve
+	// passes SetThreads. Nil leaves GOMAXPROCS alone: a test binary's daemons share its process,
+	// whose other tests a changed GOMAXPROCS would slow or skew.
+	Threads func(threads int)
 }
 
 // Daemon is a running `delve serve`.
@@ -183,6 +189,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.reloadMu.Lock()
 	cfg := d.cfg
+	d.setThreads(cfg.Threads, true) // before the listeners, which size their readers by it
 	err := d.listen(cfg)
 	if err == nil {
 		d.setUbus(cfg)
@@ -193,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.log.Info("delve serving", "version", version.Version, "socket", cfg.Socket, "websocket", cfg.WebSocket,
-		"listen", cfg.Listen, "upstreams", len(cfg.EnabledUpstreams()), "config", d.path)
+		"listen", cfg.Listen, "upstreams", len(cfg.EnabledUpstreams()), "threads", runtime.GOMAXPROCS(0), "config", d.path)
 	d.trim("start-up")
 	idle := time.NewTicker(IdleTrim)
 	defer idle.Stop()
@@ -222,6 +229,32 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// setThreads applies main.threads through Options.Threads, unless GOMAXPROCS in the environment
+// set the number: a developer's or a benchmark's override wins, and say tells whether to log so.
+func (d *Daemon) setThreads(threads int, say bool) {
+	if d.opts.Threads == nil {
+		return
+	}
+	// The runtime takes the variable only as a positive number; otherwise it ignored it.
+	if env, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && env > 0 {
+		if say {
+			d.log.Info("GOMAXPROCS in the environment wins over main.threads", "GOMAXPROCS", env, "threads", threads)
+		}
+		return
+	}
+	d.opts.Threads(threads)
+}
+
+// SetThreads is what delve serve gives Options.Threads: GOMAXPROCS is threads, or Go's own
+// default for 0 (one per CPU, within a cgroup's CPU limit, kept up to date by the runtime).
+func SetThreads(threads int) {
+	if threads == 0 {
+		runtime.SetDefaultGOMAXPROCS()
+		return
+	}
+	runtime.GOMAXPROCS(threads)
 }
 
 // redial is SIGUSR1 and the redial method: every upstream connection is dropped and every
@@ -533,11 +566,13 @@ func (d *Daemon) reload() error {
 	if err := d.eng.Apply(cfg); err != nil {
 		return err
 	}
+	d.setThreads(cfg.Threads, cfg.Threads != prev.Threads)
 	if err := d.listen(cfg); err != nil {
-		// The transports did not move; put the engine back as it was.
+		// The transports did not move; put the engine and the threads back as they were.
 		if err2 := d.eng.Apply(prev); err2 != nil {
 			d.log.Error("restoring the previous upstreams", "err", err2)
 		}
+		d.setThreads(prev.Threads, false)
 		return err
 	}
 	d.setUbus(cfg)
@@ -548,7 +583,7 @@ func (d *Daemon) reload() error {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	d.log.Info("configuration reloaded", "file", d.path, "upstreams", len(cfg.EnabledUpstreams()))
+	d.log.Info("configuration reloaded", "file", d.path, "upstreams", len(cfg.EnabledUpstreams()), "threads", runtime.GOMAXPROCS(0))
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -432,5 +433,36 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d calls failed during %d reloads", f, n, reloads)
 	} else {
 		t.Logf("%d calls, none failed, during %d reloads", n, reloads)
+	}
+}
+
+// TestThreadsLeftToServe: a daemon in a test's process (Options.Threads unset) leaves the
+// process's GOMAXPROCS as it is, at the start and at a reload, whatever main.threads says, and
+// status reports the number in use; delve serve applies it (internal/faults TestThreads).
+func TestThreadsLeftToServe(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	other := before%64 + 1 // a valid main.threads that differs from it
+	dir := t.TempDir()
+	path := filepath.Join(dir, "delve")
+	write := func(threads int) {
+		t.Helper()
+		text := fmt.Sprintf("config delve 'main'\n\toption socket '%s'\n\tlist listen 'none'\n\toption threads '%d'\n"+
+			"config upstream 'u'\n\toption address '127.0.0.1'\n\toption port '853'\n\toption tls_name 'dot.delve.test'\n",
+			filepath.Join(dir, "delve.sock"), threads)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(other)
+	r := start(t, path)
+	if n := runtime.GOMAXPROCS(0); n != before {
+		t.Fatalf("an in-process daemon with threads '%d' set GOMAXPROCS %d → %d", other, before, n)
+	}
+	write(0)
+	if err := r.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n, st := runtime.GOMAXPROCS(0), r.d.status(); n != before || st.Process.Threads != before {
+		t.Fatalf("after a reload to threads '0': GOMAXPROCS %d → %d, status says %d", before, n, st.Process.Threads)
 	}
 }

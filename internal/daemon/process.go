@@ -9,6 +9,9 @@ import (
 
 // Process is the daemon's own footprint, for `status` and for spotting leaks on a router.
 type Process struct {
+	// Threads is how many threads may run Go code at once (GOMAXPROCS): main.threads, or the
+	// GOMAXPROCS environment variable when that is set.
+	Threads    int   `json:"threads"`
 	Goroutines int   `json:"goroutines"`
 	OpenFDs    int   `json:"open_fds"` // -1 when /proc is not there
 	RSSKiB     int64 `json:"rss_kib"`  // VmRSS; -1 when /proc is not there
@@ -19,7 +22,7 @@ type Process struct {
 func process() Process {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	p := Process{Goroutines: runtime.NumGoroutine(), OpenFDs: -1, RSSKiB: -1, PeakRSSKiB: -1, HeapKiB: int64(ms.HeapInuse / 1024)}
+	p := Process{Threads: runtime.GOMAXPROCS(0), Goroutines: runtime.NumGoroutine(), OpenFDs: -1, RSSKiB: -1, PeakRSSKiB: -1, HeapKiB: int64(ms.HeapInuse / 1024)}
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		p.OpenFDs = len(ents)
 	}

@@ -136,8 +136,12 @@ func TestControlStatusTable(t *testing.T) {
 	if got := tableLine(t, table, "lookups "); got != "lookups   4 (1 failed)" {
 		t.Errorf("lookups line %q, want %q", got, "lookups   4 (1 failed)")
 	}
-	if got := tableLine(t, table, "memory "); !regexp.MustCompile(`^memory +[0-9.]+ MiB RSS \(peak [0-9.]+ MiB\), [0-9.]+ [KM]iB Go heap, \d+ goroutines, \d+ open files$`).MatchString(got) {
-		t.Errorf("memory line %q", got)
+	threads := strconv.Itoa(st.Process.Threads) + " thread"
+	if st.Process.Threads != 1 {
+		threads += "s"
+	}
+	if got := tableLine(t, table, "memory "); !regexp.MustCompile(`^memory +[0-9.]+ MiB RSS \(peak [0-9.]+ MiB\), [0-9.]+ [KM]iB Go heap, \d+ goroutines on ` + threads + `, \d+ open files$`).MatchString(got) {
+		t.Errorf("memory line %q, want %s", got, threads)
 	}
 }
 

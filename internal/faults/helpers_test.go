@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -114,6 +115,9 @@ type serveOptions struct {
 	tune  string   // non-empty: a tuned daemon (this test binary) with these durations
 	wrap  []string // a command to run the daemon under, such as sh -c '...'; the daemon's argv follows
 	attrs *syscall.SysProcAttr
+	// env sets variables of the daemon's environment, NAME=VALUE, in place of this process's;
+	// NAME= leaves NAME out.
+	env []string
 }
 
 // serve starts a daemon on the configuration c (written first) and waits until its socket
@@ -131,6 +135,13 @@ func startProc(t testing.TB, path string, o serveOptions) *proc {
 	t.Helper()
 	var argv []string
 	env := os.Environ()
+	for _, kv := range o.env {
+		name, value, _ := strings.Cut(kv, "=")
+		env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") })
+		if value != "" {
+			env = append(env, kv)
+		}
+	}
 	if o.tune != "" {
 		argv = []string{os.Args[0], "-test.run=^$"}
 		env = append(env, childEnv+"="+path, tuneEnv+"="+o.tune)

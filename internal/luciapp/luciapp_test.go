@@ -286,7 +286,7 @@ func readmeOptions(t *testing.T) map[string][]string {
 // sample is a value the daemon takes for each option the form has; a new form option needs one.
 var sample = map[string][]string{
 	"enabled": {"1"}, "type": {"A", "AAAA", "HTTPS"}, "timeout": {"2500"}, "strategy": {"fastest"},
-	"cache_size": {"2048"}, "cache_memory": {"8M"}, "socket": {"/var/run/delve/delve.sock"},
+	"cache_size": {"2048"}, "cache_memory": {"8M"}, "threads": {"0"}, "socket": {"/var/run/delve/delve.sock"},
 	"websocket": {"127.0.0.1:8053"}, "websocket_token": {"s3cret"}, "listen": {"127.0.0.1:5453", "[::1]:5453"},
 	"ca_file": {"/etc/ssl/certs/ca-certificates.crt"}, "log_level": {"debug"}, "dnsmasq": {"0"},
 	"trigger": {"wan", "wan6"}, "serve_stale": {"1"}, "prefetch": {"0"}, "tolerate_unset_clock": {"0"},
@@ -461,6 +461,7 @@ func TestChecksAreTheDaemons(t *testing.T) {
 	add("cacheSize", "delve", "cache_size", "0", "1000000", "1000001", "-1", "1k", "007")
 	add("cacheMemory", "delve", "cache_memory", "64", "63", "64K", "64k", "4M", "4m", "4MiB", "4mb", "4KB", "1G", "1g", "1GiB", "2G",
 		"1048576", "1048577", "0", "0K", "0M", "4T", "4 M", "M", "2097152M", "2047G", "1024M", "1025M", "65536", "4.5M", "4MB ")
+	add("threads", "delve", "threads", "0", "1", "2", "64", "65", "-1", "01", "064", "000000001", "0000000001", "1.5", "2 ", " 2", "all", "4x", "+1", "1e1")
 	add("socket", "delve", "socket", "/var/run/delve/delve.sock", "relative.sock", "./x", "/"+strings.Repeat("a", 106), "/"+strings.Repeat("a", 107),
 		"/"+strings.Repeat("é", 53), "/"+strings.Repeat("é", 54))
 	add("socket", "delve", "ubus_socket", "/var/run/ubus/ubus.sock", "ubus.sock", "/"+strings.Repeat("u", 107))

@@ -181,6 +181,7 @@ func TestViewsRenderTheDaemon(t *testing.T) {
 			"refusing", "Down", "since", u1.LastError, fmt.Sprintf("%d of %d", c.Entries, c.Size),
 			fmt.Sprintf("%.1f %% (%d hits, %d misses)", 100*float64(c.Hits)/float64(c.Hits+c.Misses), c.Hits, c.Misses),
 			fmt.Sprintf("%d goroutines, %d open files", st.Process.Goroutines, st.Process.OpenFDs),
+			fmt.Sprintf("%d running Go code at once", st.Process.Threads),
 			"Stale answers", fmt.Sprintf("%d (expired answers given", c.Stale)},
 		{"Not running", "the delve daemon is not running", "gone.sock"},
 		{"The ubus object delve cannot be reached", "Object not found"},

@@ -276,6 +276,11 @@ return baseclass.extend({
 		return (n == null || n > 1000000) ? _('%s is not a number of cache entries (0-1000000)').format(quote(s)) : null;
 	},
 
+	threads: function(s) {
+		var n = decimal(s);
+		return (n == null || n > 64) ? _('%s is not a number of threads (0-64; 0 is one per CPU)').format(quote(s)) : null;
+	},
+
 	cacheMemory: function(s) {
 		var kib = memoryKiB(s);
 		if (kib === 0)

@@ -234,6 +234,11 @@ return view.extend({
 		o.placeholder = '/etc/ssl/certs/ca-certificates.crt';
 		o.validate = check(validate.absPath);
 
+		o = s.taboption('advanced', form.Value, 'threads', _('Threads'),
+			_('How many CPU threads run delve\'s Go code at once (GOMAXPROCS), 0–64; 0 is one per CPU. One is the cheapest per lookup, and a household\'s lookups come one or two at a time; 0 suits a busy multi-core router.'));
+		o.placeholder = '1';
+		o.validate = check(validate.threads);
+
 		o = s.taboption('advanced', form.Flag, 'tolerate_unset_clock', _('Tolerate an unset clock'),
 			_('While the clock is earlier than the build of delve (a router without a real-time clock, before NTP), accept certificates whose only fault is "not valid yet". Names, chains, pins and expiry are still checked.'));
 		o.default = '0';

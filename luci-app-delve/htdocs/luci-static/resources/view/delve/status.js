@@ -102,7 +102,8 @@ return view.extend({
 				[ _('Lookups'), _('%d, of which %d failed').format(st.lookups || 0, st.lookup_failures || 0) ],
 				[ _('Process'), _('%s resident (peak %s), %d goroutines, %d open files').format(
 					'%1024.1mB'.format((proc.rss_kib || 0) * 1024), '%1024.1mB'.format((proc.peak_rss_kib || 0) * 1024),
-					proc.goroutines || 0, proc.open_fds || 0) ]
+					proc.goroutines || 0, proc.open_fds || 0) ],
+				[ _('Threads'), _('%d running Go code at once (GOMAXPROCS, option threads)').format(proc.threads || 0) ]
 			])
 		]));
 
