@@ -27,36 +27,38 @@ type target struct {
 	via    string
 	start  func(context.Context, *env, string) (*system, error)
 	// variant names a way of running the system other than its default, in its rows' labels:
-	// "-1cpu" is delve with GOMAXPROCS=1, a single-core router.
+	// "-allcpu" is delve with option threads '0', its Go code on every CPU at once.
 	variant string
 }
 
-// name is the system and its variant: "delve", "delve-1cpu".
+// name is the system and its variant: "delve", "delve-allcpu".
 func (t target) name() string { return t.system + t.variant }
 
 func (t target) label() string { return t.name() + "/" + t.via }
 
-// oneCPU is the variant of delve run with GOMAXPROCS=1: one core, as on most routers.
-const oneCPU = "-1cpu"
+// allCPU is the variant of delve with option threads '0' in its UCI file: GOMAXPROCS one per
+// CPU, as delve ran before main.threads. delve as it ships (threads unset, 1) runs GOMAXPROCS=1,
+// a single-core router: the rows without a variant.
+const allCPU = "-allcpu"
 
-// startDelve1CPU is startDelve with GOMAXPROCS=1.
-func startDelve1CPU(ctx context.Context, e *env, tag string) (*system, error) {
+// startDelveAllCPU is startDelve with option threads '0'.
+func startDelveAllCPU(ctx context.Context, e *env, tag string) (*system, error) {
 	e1 := *e
-	e1.delveEnv = append(append([]string(nil), e.delveEnv...), "GOMAXPROCS=1")
+	e1.threads = "0"
 	return startDelve(ctx, &e1, tag)
 }
 
 // targets lists what is measured: every system through the same Go client over UDP (delve
 // through its socket as well, and only through it while it has no DNS listener), delve with
-// GOMAXPROCS=1 the same way, and every system through dnsperf.
+// threads '0' the same way, and every system through dnsperf.
 func (b *bench) targets() []target {
 	ts := []target{{system: "delve", via: viaSocket, start: startDelve}}
 	if b.hasListener {
 		ts = append(ts, target{system: "delve", via: viaUDP, start: startDelve})
 	}
-	ts = append(ts, target{system: "delve", via: viaSocket, start: startDelve1CPU, variant: oneCPU})
+	ts = append(ts, target{system: "delve", via: viaSocket, start: startDelveAllCPU, variant: allCPU})
 	if b.hasListener {
-		ts = append(ts, target{system: "delve", via: viaUDP, start: startDelve1CPU, variant: oneCPU})
+		ts = append(ts, target{system: "delve", via: viaUDP, start: startDelveAllCPU, variant: allCPU})
 	}
 	ts = append(ts, target{system: "stubby", via: viaUDP, start: startStubby}, target{system: "unbound", via: viaUDP, start: startUnboundForwarder})
 	if b.hasListener {

@@ -17,6 +17,14 @@ import (
 	"github.com/delvedns/delve/internal/testenv"
 )
 
+// threadsLine is the UCI line of main.threads, or none when it is unset.
+func threadsLine(threads string) string {
+	if threads == "" {
+		return ""
+	}
+	return "\toption threads '" + threads + "'\n"
+}
+
 // startTimeout bounds how long a system under test may take to answer its first query.
 const startTimeout = 10 * time.Second
 
@@ -32,6 +40,8 @@ type env struct {
 	cacheSize int
 	unbound   string
 	stubby    string
+	// threads is delve's main.threads; empty: unset (1, the default).
+	threads string
 	// listener says the delve under test serves plain DNS (found by the first start): later
 	// starts wait for it as they wait for the socket.
 	listener bool
@@ -186,13 +196,13 @@ config delve 'main'
 	list listen '127.0.0.1:%d'
 	option ca_file '%s'
 	option log_level 'warn'
-
+%s
 config upstream 'bench'
 	option address '%s'
 	option port '%d'
 	option tls_name '%s'
 	option enabled '1'
-`, cacheSize, sock, port, e.caFile, e.upAddr, e.upPort, testenv.TLSName)
+`, cacheSize, sock, port, e.caFile, threadsLine(e.threads), e.upAddr, e.upPort, testenv.TLSName)
 	file := filepath.Join(dir, "delve.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		return nil, err

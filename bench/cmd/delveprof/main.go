@@ -38,7 +38,7 @@ func main() {
 func run(dir, config string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := daemon.New(daemon.Options{Config: config})
+	d, err := daemon.New(daemon.Options{Config: config, Threads: daemon.SetThreads}) // main.threads, as delve serve
 	if err != nil {
 		return err
 	}
