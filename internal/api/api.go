@@ -52,7 +52,7 @@ func NewLookup(name string, types []uint16, rcode int, answers []dns.RR, upstrea
 		Answers:   make([]Answer, 0, len(answers)),
 		Addresses: []string{},
 		Upstream:  upstream,
-		RTTms:     float64(rtt.Microseconds()) / 1000,
+		RTTms:     Millis(rtt),
 		Cached:    cached,
 		Secure:    secure,
 	}

@@ -304,14 +304,13 @@ func (a *Args) run(ctx context.Context, stdout, stderr io.Writer) int {
 		}
 		return ExitUpstream
 	}
-	l := api.NewLookup(res.Name, res.Types, res.Rcode, res.Answers, res.Upstream, res.RTT, res.Cached, res.Secure)
 	if a.JSON {
 		// The lookup method's object, capped as the daemon caps it; the text below has every answer.
-		b, _ := json.MarshalIndent(daemon.LookupObject(res), "", "  ")
+		b, _ := json.MarshalIndent(daemon.LookupResult(res), "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
-		for _, ans := range l.Answers {
-			fmt.Fprintln(stdout, ans.Data)
+		for _, rr := range res.Answers {
+			fmt.Fprintln(stdout, api.RecordData(rr))
 		}
 	}
 	switch {
@@ -319,10 +318,14 @@ func (a *Args) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "delve: %s does not exist (NXDOMAIN)\n", name)
 		return ExitNoData
 	case res.Rcode != dns.RcodeSuccess:
-		fmt.Fprintf(stderr, "delve: upstream %s answered %s for %s\n", res.Upstream, l.Rcode, name)
+		fmt.Fprintf(stderr, "delve: upstream %s answered %s for %s\n", res.Upstream, api.RcodeName(res.Rcode), name)
 		return ExitUpstream
 	case len(res.Answers) == 0:
-		fmt.Fprintf(stderr, "delve: %s has no %s records\n", name, strings.Join(l.Types, " or "))
+		types := make([]string, len(res.Types))
+		for i, t := range res.Types {
+			types[i] = api.TypeName(t)
+		}
+		fmt.Fprintf(stderr, "delve: %s has no %s records\n", name, strings.Join(types, " or "))
 		return ExitNoData
 	}
 	return ExitOK

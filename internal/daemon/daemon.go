@@ -658,7 +658,7 @@ type lookupParams struct {
 	Upstream *string `json:"upstream"`
 }
 
-func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (*api.Lookup, error) {
+func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (*api.LookupResult, error) {
 	var p lookupParams
 	if err := jsonrpc.DecodeParams(raw, &p); err != nil {
 		return nil, err
@@ -704,19 +704,16 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 		d.lookupEvent(jsonrpc.Event{Name: name, Error: string(aerr.Code)}, types, from, start)
 		return nil, aerr
 	}
-	l := LookupObject(res)
-	d.lookupEvent(jsonrpc.Event{Name: name, Rcode: l.Rcode, Upstream: l.Upstream, RTTms: l.RTTms, Cached: l.Cached}, types, from, start)
-	return l, nil
+	d.lookupEvent(jsonrpc.Event{Name: name, Rcode: api.RcodeName(res.Rcode), Upstream: res.Upstream, RTTms: api.Millis(res.RTT), Cached: res.Cached}, types, from, start)
+	return LookupResult(res), nil
 }
 
-// LookupObject is the lookup method's result for a resolver result: the answers capped at
+// LookupResult is the lookup method's result for a resolver result: the answers capped at
 // MaxAnswers (capped, answers_total), a serve-stale answer marked. `delve --json` prints the
 // same object.
-func LookupObject(res *resolver.Result) *api.Lookup {
-	l := api.NewLookup(res.Name, res.Types, res.Rcode, res.Answers, res.Upstream, res.RTT, res.Cached, res.Secure)
-	l.Stale = res.Stale
-	l.Cap(MaxAnswers)
-	return l
+func LookupResult(res *resolver.Result) *api.LookupResult {
+	return &api.LookupResult{Name: res.Name, Types: res.Types, Rcode: res.Rcode, Answers: res.Answers,
+		Upstream: res.Upstream, RTT: res.RTT, Cached: res.Cached, Secure: res.Secure, Stale: res.Stale, Max: MaxAnswers}
 }
 
 // lookupEvent completes ev and publishes it, when anyone subscribed.

@@ -66,13 +66,11 @@ func (l Limits) WithDefaults() Limits {
 
 var nullID = []byte("null")
 
-// appendResult appends a success response.
-func appendResult(b, id, result []byte) []byte {
-	b = append(b, `{"jsonrpc":"2.0","id":`...)
-	b = append(b, id...)
-	b = append(b, `,"result":`...)
-	b = append(b, result...)
-	return append(b, '}')
+// Appender is a result that writes its own JSON, exactly what encoding/json writes for it (it
+// is also a json.Marshaler, for the transports that marshal results): a session appends it to
+// the response in place, without encoding/json's reflection and the copy of its output.
+type Appender interface {
+	AppendJSON(b []byte) []byte
 }
 
 // appendError appends an error response. A nil id is written as null.

@@ -316,12 +316,17 @@ func (s *Session) call(r *request) []byte {
 		s.log.Warn("method failed", "from", s.from, "method", r.method, "err", err)
 		return appendError(nil, r.id, api.CodeInternal, err.Error())
 	}
-	b, err := json.Marshal(res)
+	b := append(make([]byte, 0, 512), `{"jsonrpc":"2.0","id":`...)
+	b = append(append(b, r.id...), `,"result":`...)
+	if a, ok := res.(Appender); ok {
+		return append(a.AppendJSON(b), '}')
+	}
+	j, err := json.Marshal(res)
 	if err != nil {
 		s.log.Error("encoding result", "from", s.from, "method", r.method, "err", err)
 		return appendError(nil, r.id, api.CodeInternal, "encoding the result of "+r.method+" failed")
 	}
-	return appendResult(make([]byte, 0, len(b)+len(r.id)+32), r.id, b)
+	return append(append(b, j...), '}')
 }
 
 func (s *Session) invoke(r *request) (res any, err error) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/delvedns/delve/internal/api"
 	"github.com/delvedns/delve/internal/json"
+	"github.com/miekg/dns"
 )
 
 // BenchmarkSessionLookup is the daemon's path for one lookup request without the socket: check
@@ -35,5 +36,46 @@ func BenchmarkSessionLookup(b *testing.B) {
 	for b.Loop() {
 		s.Handle(req)
 		<-done
+	}
+}
+
+// BenchmarkSessionLookupResult is BenchmarkSessionLookup with the daemon's result for a cached A
+// record: "object" builds the lookup object and encodes it by reflection, as the daemon did;
+// "appender" has the session append the result's JSON itself, as it does.
+func BenchmarkSessionLookupResult(b *testing.B) {
+	type params struct {
+		Name     *string `json:"name"`
+		Type     *string `json:"type"`
+		Upstream *string `json:"upstream"`
+	}
+	rr, err := dns.NewRR("h7.bench.delve.test. 300 IN A 198.18.0.7")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"object", "appender"} {
+		b.Run(mode, func(b *testing.B) {
+			handler := func(_ context.Context, _ string, raw json.RawMessage, _ string) (any, error) {
+				var p params
+				if err := DecodeParams(raw, &p); err != nil {
+					return nil, err
+				}
+				r := &api.LookupResult{Name: *p.Name, Types: []uint16{dns.TypeA}, Rcode: dns.RcodeSuccess,
+					Answers: []dns.RR{rr}, Upstream: "bench", Cached: true, Max: 256}
+				if mode == "object" {
+					return r.Lookup(), nil
+				}
+				return r, nil
+			}
+			done := make(chan []byte, 1)
+			s := NewSession(context.Background(), SessionOptions{Handler: handler, From: "socket",
+				Send: func(b []byte) bool { done <- b; return true }})
+			defer s.Wait()
+			req := []byte(`{"jsonrpc":"2.0","id":1,"method":"lookup","params":{"name":"h7.bench.delve.test.","type":"A"}}`)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Handle(req)
+				<-done
+			}
+		})
 	}
 }
