@@ -1,8 +1,10 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +123,48 @@ func BenchmarkCachedUDP(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := c.ExchangeWithConn(q, conn); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMissUDP is one client asking a name no one asked before over loopback UDP, one query
+// at a time, with the daemon's settings (the resolver's own lookup timeout): the listener's,
+// resolver's and upstream's cost per cache miss, the kernel's and the test unbound's round trip
+// with it. The client packs nothing per query (a fixed-length label in a packed query is
+// rewritten), so -benchmem counts the server's allocations. Nothing asserts its result.
+func BenchmarkMissUDP(b *testing.B) {
+	ub := testenv.UnboundT(b, testenv.UnboundOptions{})
+	s := listen(b, Options{Resolver: realResolver(b, ub), Timeout: -1})
+	conn, err := net.Dial("udp", udpAddr(s))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	const label = "m000000000"
+	q := edns(question(testenv.WildName(label), dns.TypeA), 1232, false)
+	wire, err := q.Pack()
+	if err != nil {
+		b.Fatal(err)
+	}
+	digits := wire[12+1+1 : 12+1+len(label)] // the label's length octet, "m", then the digits
+	reply := make([]byte, 4096)
+	var seq uint64
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		for i, n := len(digits)-1, seq; i >= 0; i, n = i-1, n/10 {
+			digits[i] = '0' + byte(n%10)
+		}
+		if _, err := conn.Write(wire); err != nil {
+			b.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(reply)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n < 12 || reply[3]&0xF != dns.RcodeSuccess || binary.BigEndian.Uint16(reply[6:]) != 1 {
+			b.Fatalf("reply %x: want one answer", reply[:n])
 		}
 	}
 }
