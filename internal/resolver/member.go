@@ -16,6 +16,7 @@ import (
 
 // member is an upstream in a resolver, with its health.
 type member struct {
+	_        [0]func() // never compared: the binary then carries no equality function for it
 	u        *upstream.Upstream
 	h        *health
 	failures atomic.Uint64 // failures counted against it, all time

@@ -33,7 +33,8 @@ const (
 // TLSError is a failure to set up an authenticated TLS session with an upstream. It is never
 // retried in clear text (RFC 7858 §3.1, RFC 8310 §5 strict profile).
 type TLSError struct {
-	Upstream string // "name (address:port)"
+	_        [0]func() // never compared: the binary then carries no equality function for it
+	Upstream string    // "name (address:port)"
 	Kind     TLSKind
 	Err      error
 	// Text is the sentence after "upstream NAME: ": the cause, with what the error itself says

@@ -49,6 +49,7 @@ var ErrMalformed = errors.New("the answer does not parse")
 // came (an HTTPS record whose SvcParamKeys are out of order): the name's problem, not the
 // server's, so it is an error of the lookup and never, by itself, of the upstream.
 type MalformedError struct {
+	_ [0]func() // never compared: the binary then carries no equality function for it
 	// Relay is the reply with each record that does not unpack kept as opaque data (RFC 3597),
 	// when its header, question and record framing are sound and no such record is of a type
 	// whose data may hold compressed names: what a forwarder can pass on as it came. Nil
