@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -82,16 +83,15 @@ type call struct {
 	id       uint16
 	frame    []byte // length prefix and message, ID filled in
 	question []byte // packed question section, to match the reply
-	reply    chan result
+	// done receives one value once the reply (msg) or the connection's failure (err) is in:
+	// they are set before the send. A channel of struct{} is one allocation, not two.
+	done chan struct{}
+	msg  []byte
+	err  error
 	// abandoned is set (under conn.mu) when nobody waits for the reply any more: a caller that
 	// gave up, or a stall probe. The call stays in pending, owed, until its reply or LateWindow.
 	abandoned bool
 	since     time.Time // when it was abandoned
-}
-
-type result struct {
-	msg []byte
-	err error
 }
 
 // conn is one TLS connection with pipelining: a reader goroutine routes replies to their callers
@@ -113,6 +113,9 @@ type conn struct {
 
 	reads    atomic.Int64 // replies read so far: a stalled connection reads none
 	lastRead atomic.Int64 // UnixNano of the last message read
+	// owed is len(pending), set under mu wherever pending changes, read without it by the
+	// quick-ACK wrapper under TLS (needQuickAck).
+	owed atomic.Int32
 
 	mu       sync.Mutex
 	pending  map[uint16]*call
@@ -141,6 +144,9 @@ func newConn(u *Upstream, nc net.Conn) *conn {
 		idle:    u.opts.IdleTimeout,
 		lastUse: time.Now(),
 	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		watchOwed(tc.NetConn(), c.needQuickAck)
+	}
 	c.idleT = time.AfterFunc(c.idle, c.idleCheck)
 	c.stallT = time.AfterFunc(StallProbe, c.stallCheck)
 	c.stallT.Stop()
@@ -150,16 +156,12 @@ func newConn(u *Upstream, nc net.Conn) *conn {
 	return c
 }
 
-// roundTrip sends one query (msg without its length prefix; its ID is overwritten) and waits for
-// the reply. The caller must hold a slot (see Upstream.acquire); roundTrip releases it.
-func (c *conn) roundTrip(ctx context.Context, msg, question []byte) ([]byte, error) {
-	cl := &call{
-		frame:    make([]byte, 2+len(msg)),
-		question: question,
-		reply:    make(chan result, 1),
-	}
-	binary.BigEndian.PutUint16(cl.frame, uint16(len(msg)))
-	copy(cl.frame[2:], msg)
+// roundTrip sends one query (frame: the length prefix and the message, whose ID it overwrites)
+// and waits for the reply. The frame is the connection's until it fails: it may be written out
+// after roundTrip returned. The caller must hold a slot (see Upstream.acquire); roundTrip
+// releases it.
+func (c *conn) roundTrip(ctx context.Context, frame, question []byte) ([]byte, error) {
+	cl := &call{frame: frame, question: question, done: make(chan struct{}, 1)}
 
 	c.mu.Lock()
 	if c.closed {
@@ -198,9 +200,9 @@ func (c *conn) roundTrip(ctx context.Context, msg, question []byte) ([]byte, err
 	}
 
 	select {
-	case r := <-cl.reply:
+	case <-cl.done:
 		c.release()
-		return r.msg, r.err
+		return cl.msg, cl.err
 	case <-ctx.Done():
 		c.forget(cl)
 		return nil, ctx.Err()
@@ -220,10 +222,17 @@ func (c *conn) addLocked(cl *call) {
 		c.owedSince = time.Now()
 	}
 	c.pending[cl.id] = cl
+	c.owed.Store(int32(len(c.pending)))
 	if !c.watching {
 		c.watching = true
 		c.stallT.Reset(StallProbe)
 	}
+}
+
+// dropLocked takes the call with id out of pending. c.mu is held.
+func (c *conn) dropLocked(id uint16) {
+	delete(c.pending, id)
+	c.owed.Store(int32(len(c.pending)))
 }
 
 // forget is for a call whose caller gave up: it frees the slot and nothing else. The query stays
@@ -233,7 +242,7 @@ func (c *conn) forget(cl *call) {
 	c.mu.Lock()
 	if p, ok := c.pending[cl.id]; ok && p == cl {
 		if len(c.pending) > maxOwed {
-			delete(c.pending, cl.id) // owed enough already: its late reply is dropped as unmatched
+			c.dropLocked(cl.id) // owed enough already: its late reply is dropped as unmatched
 		} else {
 			cl.abandoned, cl.since = true, time.Now()
 		}
@@ -246,7 +255,7 @@ func (c *conn) forget(cl *call) {
 func (c *conn) unqueue(cl *call) {
 	c.mu.Lock()
 	if p, ok := c.pending[cl.id]; ok && p == cl {
-		delete(c.pending, cl.id)
+		c.dropLocked(cl.id)
 	}
 	c.mu.Unlock()
 	c.release()
@@ -264,7 +273,7 @@ func (c *conn) stallCheck() {
 	}
 	for id, cl := range c.pending {
 		if cl.abandoned && now.Sub(cl.since) >= LateWindow {
-			delete(c.pending, id)
+			c.dropLocked(id)
 		}
 	}
 	if len(c.pending) == 0 {
@@ -398,7 +407,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		n := int(binary.BigEndian.Uint16(hdr[:]))
-		msg := make([]byte, n)
+		msg := c.u.getBuf(n)
 		if _, err := io.ReadFull(r, msg); err != nil {
 			c.fail(err)
 			return
@@ -414,6 +423,7 @@ func (c *conn) readLoop() {
 func (c *conn) deliver(msg []byte) {
 	if len(msg) < 12 || msg[2]&0x80 == 0 {
 		c.u.stats.unmatched.Add(1)
+		c.u.putBuf(msg)
 		return
 	}
 	id := binary.BigEndian.Uint16(msg)
@@ -422,14 +432,17 @@ func (c *conn) deliver(msg []byte) {
 	if !ok || !sameQuestion(msg, cl.question) {
 		c.mu.Unlock()
 		c.u.stats.unmatched.Add(1)
+		c.u.putBuf(msg)
 		return
 	}
-	delete(c.pending, id)
+	c.dropLocked(id)
 	c.mu.Unlock()
 	if cl.abandoned {
+		c.u.putBuf(msg)
 		return // a late reply or a probe's: it has done its work by being read
 	}
-	cl.reply <- result{msg: msg}
+	cl.msg = msg
+	cl.done <- struct{}{}
 }
 
 // setKeepalive applies the server's edns-tcp-keepalive timeout (RFC 7828 §3.3.1): close before it
@@ -492,6 +505,7 @@ func (c *conn) fail(err error) {
 	c.err = err
 	pending := c.pending
 	c.pending = nil
+	c.owed.Store(0)
 	c.mu.Unlock()
 
 	c.idleT.Stop()
@@ -506,7 +520,8 @@ func (c *conn) fail(err error) {
 	for _, cl := range pending {
 		if !cl.abandoned {
 			owed = true
-			cl.reply <- result{err: lost}
+			cl.err = lost
+			cl.done <- struct{}{}
 		}
 	}
 	// A connection the server ended (a read or write failed: not our own close for idling, a
@@ -516,6 +531,13 @@ func (c *conn) fail(err error) {
 		c.u.stats.dropped.Add(1)
 	}
 	c.u.removeConn(c)
+}
+
+// needQuickAck reports whether a read from the connection should be acknowledged at once (see
+// quickAckConn): while replies other than the one being read are owed, or before the first
+// reply (the server's post-handshake messages, such as TLS 1.3 session tickets, precede it).
+func (c *conn) needQuickAck() bool {
+	return c.owed.Load() > 1 || c.reads.Load() == 0
 }
 
 // wait blocks until both goroutines of a failed connection have returned.

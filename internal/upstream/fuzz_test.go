@@ -66,12 +66,13 @@ func FuzzReplyHandling(f *testing.F) {
 		c := &conn{u: u, nc: a, pending: map[uint16]*call{}, idle: time.Minute, done: make(chan struct{}), inflight: 1}
 		c.idleT = time.AfterFunc(time.Hour, func() {})
 		defer c.idleT.Stop()
-		cl := &call{id: id, question: question, reply: make(chan result, 1)}
+		cl := &call{id: id, question: question, done: make(chan struct{}, 1)}
 		c.pending[id] = cl
 
 		c.deliver(append([]byte(nil), msg...))
 		select {
-		case r := <-cl.reply:
+		case <-cl.done:
+			r := cl
 			if r.err != nil {
 				t.Fatalf("deliver sent an error: %v", r.err)
 			}

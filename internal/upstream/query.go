@@ -29,15 +29,41 @@ var ErrBadQuery = errors.New("a query must have exactly one question")
 // on (the DNS listener leaves it in only with ForwardECS, and the cache keys answers by it); q's
 // cookies, padding, keepalive and NSID, and every other record it carries, never do.
 func wireQuery(q *dns.Msg) ([]byte, error) {
+	f, err := wireFrame(q)
+	if err != nil {
+		return nil, err
+	}
+	return f[2:], nil
+}
+
+// queryParts are the pieces of the message wireFrame packs, in one allocation instead of one
+// each: nothing refers to them once it is packed.
+type queryParts struct {
+	_     [0]func() // never compared: no equality function in the binary
+	m     dns.Msg
+	opt   dns.OPT
+	ka    dns.EDNS0_TCP_KEEPALIVE
+	pad   dns.EDNS0_PADDING
+	extra [1]dns.RR
+	opts  [3]dns.EDNS0 // Client Subnet, keepalive, padding
+	zeros [paddingBlock]byte
+}
+
+// wireFrame is wireQuery with the 2-octet length prefix of a stream transport (RFC 1035
+// §4.2.2), packed into the buffer it is sent from.
+func wireFrame(q *dns.Msg) ([]byte, error) {
 	if len(q.Question) != 1 {
 		return nil, ErrBadQuery
 	}
-	m := &dns.Msg{MsgHdr: dns.MsgHdr{
-		Opcode: dns.OpcodeQuery, RecursionDesired: true, AuthenticatedData: true,
-		CheckingDisabled: q.CheckingDisabled,
-	}, Question: q.Question}
-	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	p := new(queryParts)
+	m := &p.m
+	m.Opcode, m.RecursionDesired, m.AuthenticatedData = dns.OpcodeQuery, true, true
+	m.CheckingDisabled = q.CheckingDisabled
+	m.Question = q.Question
+	opt := &p.opt
+	opt.Hdr = dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}
 	opt.SetUDPSize(ednsSize)
+	opt.Option = p.opts[:0]
 	if old := q.IsEdns0(); old != nil {
 		opt.SetDo(old.Do())
 		for _, o := range old.Option {
@@ -46,14 +72,26 @@ func wireQuery(q *dns.Msg) ([]byte, error) {
 			}
 		}
 	}
-	opt.Option = append(opt.Option, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE})
-	pad := &dns.EDNS0_PADDING{}
-	opt.Option = append(opt.Option, pad)
-	m.Extra = []dns.RR{opt}
-	if n := m.Len() % paddingBlock; n != 0 {
-		pad.Padding = make([]byte, paddingBlock-n)
+	p.ka.Code = dns.EDNS0TCPKEEPALIVE
+	opt.Option = append(opt.Option, &p.ka, &p.pad)
+	p.extra[0] = opt
+	m.Extra = p.extra[:]
+	n := m.Len()
+	if r := n % paddingBlock; r != 0 {
+		p.pad.Padding = p.zeros[:paddingBlock-r]
+		n += paddingBlock - r
 	}
-	return m.Pack()
+	// PackBuffer wants one octet more than the message, or it allocates a buffer of its own.
+	f := make([]byte, 2+n+1)
+	w, err := m.PackBuffer(f[2:])
+	if err != nil {
+		return nil, err
+	}
+	if &w[0] != &f[2] { // miekg/dns wanted more room after all: it packed into its own buffer
+		f = append(f[:2], w...)
+	}
+	binary.BigEndian.PutUint16(f, uint16(len(w)))
+	return f[:2+len(w)], nil
 }
 
 // salvage unpacks a reply that dns.Msg.Unpack refused, keeping each record that does not unpack

@@ -2,14 +2,26 @@ package upstream
 
 import (
 	"net"
+	"sync/atomic"
 	"syscall"
 )
 
-// quickAck wraps a TCP connection so that every read re-arms TCP_QUICKACK: the kernel then
-// acknowledges at once instead of delaying the ACK by up to 40 ms. A server that does not set
-// TCP_NODELAY (unbound's DoT port, for one) holds its second reply of a pipelined burst until the
-// first is acknowledged (Nagle), so a delayed ACK would add 40 ms to every burst of two or more
-// queries. Linux turns quick-ACK mode off by itself, which is why it is set after each read.
+// quickAck wraps a TCP connection so that a read can re-arm TCP_QUICKACK: the kernel then
+// acknowledges what was read at once instead of delaying the ACK (by 40 ms or more on Linux).
+// That matters only where the server holds data until it is acknowledged. A server that does not
+// set TCP_NODELAY (unbound's DoT port, for one) runs Nagle's algorithm (RFC 896), on Linux in
+// Minshall's variant (tcp_nagle_check and tcp_minshall_check, net/ipv4/tcp_output.c): a segment
+// shorter than the MSS is held while an earlier short segment it sent is unacknowledged. A reply,
+// or the tail of one larger than a segment, is held only behind an earlier reply the client has
+// not acknowledged yet: the second of a burst of pipelined replies waits for the ACK of the first.
+// With one query in flight nothing is held: the delayed ACK of the previous reply rode on this
+// query's write (or left on its timer, if the query came later). So a read re-arms quick-ACK only
+// when replies other than the one being read are owed on the connection (conn.needQuickAck), and
+// before the first reply, because unbound (OpenSSL) writes its TLS 1.3 session tickets before the
+// first answer, which would then wait for their ACK. Linux turns quick-ACK mode off by itself,
+// which is why it is set after each read that needs it; one query at a time costs no setsockopt
+// and no extra pure ACK per reply. (A server that writes the length prefix and the message in two
+// writes without TCP_NODELAY holds the message behind its own prefix; RFC 7766 §8 asks for one.)
 func quickAck(nc net.Conn) net.Conn {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
@@ -29,11 +41,24 @@ func quickAck(nc net.Conn) net.Conn {
 type quickAckConn struct {
 	net.Conn
 	rc syscall.RawConn
+	// need says whether a read must be acknowledged at once (conn.needQuickAck); nil during the
+	// handshake, when every read is. Set by watchOwed before the connection's reader starts.
+	need   func() bool
+	rearms atomic.Int64 // setsockopt calls after reads, for tests
+}
+
+// watchOwed makes the quick-ACK wrapper under a connection, if it has one, re-arm only when
+// need says so.
+func watchOwed(nc net.Conn, need func() bool) {
+	if q, ok := nc.(*quickAckConn); ok {
+		q.need = need
+	}
 }
 
 func (c *quickAckConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 {
+	if n > 0 && (c.need == nil || c.need()) {
+		c.rearms.Add(1)
 		c.set()
 	}
 	return n, err

@@ -145,6 +145,10 @@ type Upstream struct {
 
 	waiters atomic.Int32 // callers waiting for a slot; changed() wakes them
 
+	// bufs are the buffers replies are read into (*[pooledBuf]byte), back once a reply is unpacked: a
+	// reply is read, unpacked (miekg/dns copies what it keeps) and dropped, one after another.
+	bufs sync.Pool
+
 	mu      sync.Mutex
 	conns   []*conn
 	dialing *dialing
@@ -249,11 +253,11 @@ func (u *Upstream) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 }
 
 func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	wire, err := wireQuery(q)
+	frame, err := wireFrame(q)
 	if err != nil {
 		return nil, err
 	}
-	question := wire[12:QuestionEnd(wire)]
+	question := frame[2+12 : 2+QuestionEnd(frame[2:])]
 	began := time.Now()
 	for attempt, done := 1, 0; ; {
 		c, err := u.acquire(ctx)
@@ -261,11 +265,16 @@ func (u *Upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 			return nil, err
 		}
 		start := time.Now()
-		raw, err := c.roundTrip(ctx, wire, question)
+		raw, err := c.roundTrip(ctx, frame, question)
 		if err == nil {
-			return u.reply(c, q, raw, time.Since(start))
+			m, err := u.reply(c, q, raw, time.Since(start))
+			u.putBuf(raw) // unpacked: the message and the error hold copies of what they need
+			return m, err
 		}
 		if errors.Is(err, errConnLost) && ctx.Err() == nil {
+			// The failed connection's writer may still be reading the frame: another attempt
+			// sends a copy, with its own ID.
+			frame = append([]byte(nil), frame...)
 			switch {
 			case (errors.Is(err, errConnDone) || errors.Is(err, errConnGone)) && done < maxDoneRetries:
 				done++
@@ -308,6 +317,25 @@ func (u *Upstream) reply(c *conn, q *dns.Msg, raw []byte, rtt time.Duration) (*d
 	}
 	u.measure(rtt)
 	return m, nil
+}
+
+// pooledBuf is the size of the buffers in Upstream.bufs: most replies fit (a padded one is a
+// multiple of 468 octets, RFC 8467); a larger one is read into a buffer of its own.
+const pooledBuf = 4096
+
+// getBuf returns a buffer of n octets for a reply, from u.bufs when it fits.
+func (u *Upstream) getBuf(n int) []byte {
+	if p, ok := u.bufs.Get().(*[pooledBuf]byte); ok && n <= pooledBuf {
+		return p[:n]
+	}
+	return make([]byte, n, max(n, pooledBuf))
+}
+
+// putBuf gives back a buffer from getBuf that nothing refers to any more.
+func (u *Upstream) putBuf(b []byte) {
+	if cap(b) == pooledBuf {
+		u.bufs.Put((*[pooledBuf]byte)(b[:pooledBuf]))
+	}
 }
 
 // measure folds one round trip into the smoothed RTT.
