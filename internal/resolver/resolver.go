@@ -318,11 +318,33 @@ func (r *Resolver) ResetHealth() {
 // upstream chosen by the strategy, or the one named via. The reply is the caller's to modify.
 // Its TTLs are aged by the time it spent in the cache.
 func (r *Resolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, Info, error) {
+	return r.exchange(ctx, q, via, true)
+}
+
+// ExchangeShared is Exchange for a caller that changes nothing a reply points to (the DNS
+// listener, which packs it once): the reply's header fields are the caller's, but its sections,
+// the slices and the records in them, may be the cache's, to be read and packed and never
+// changed. An answer from the cache is a copy all the same, since its TTLs are aged; one fresh
+// from an upstream is the message the cache keeps under a header of the caller's, which saves
+// copying each of its records.
+func (r *Resolver) ExchangeShared(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, Info, error) {
+	return r.exchange(ctx, q, via, false)
+}
+
+// exchange is Exchange; without copyRecords, ExchangeShared: a fresh answer's records are not
+// copied (an answer from the cache is, since its TTLs are aged).
+func (r *Resolver) exchange(ctx context.Context, q *dns.Msg, via string, copyRecords bool) (*dns.Msg, Info, error) {
 	e, info, err := r.resolve(ctx, q, via)
 	if err != nil {
 		return nil, info, err
 	}
-	m := clone(e.msg)
+	var m *dns.Msg
+	if copyRecords || info.Cached {
+		m = clone(e.msg)
+	} else {
+		c := *e.msg
+		m = &c
+	}
 	m.Id = q.Id
 	if info.Stale {
 		staleTTL(m)
@@ -349,10 +371,11 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 			return e, Info{Upstream: e.upstream, Cached: true}, nil
 		}
 	}
+	// own cancels ctx when the resolver made it: an inline flight can then run under it (flight).
+	var own context.CancelFunc
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
+		ctx, own = context.WithTimeout(ctx, s.timeout)
+		defer own()
 	}
 
 	// Serve-stale: with an expired answer at hand, the lookup waits StaleAnswerAfter for the
@@ -378,7 +401,7 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 	fk := flightKey{k, via}
 	for {
 		// A caller with no stale answer to give may run the flight itself (see flight).
-		f := r.flight(ctx, s, q, k, fk, via, stale == nil)
+		f := r.flight(ctx, own, s, q, k, fk, via, stale == nil)
 		select {
 		case <-f.done:
 			if stale != nil && refreshFailed(f) {
@@ -426,7 +449,11 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg, via string) (*entry,
 // the caller's context and has ended when flight returns. It is the exception to the rule above:
 // its caller's cancellation (not its deadline) ends it, and whoever joined it then asks again
 // (resolve). Other callers start the flight on a worker and wait with their own deadline.
-func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cacheKey, fk flightKey, via string, mayInline bool) *flight {
+//
+// own, when not nil, cancels ctx and nothing else (resolve made ctx for this lookup): an inline
+// flight then runs under ctx itself and Close cancels it with own, rather than through a child
+// context of its own (an allocation, a registration with ctx, and a channel).
+func (r *Resolver) flight(ctx context.Context, own context.CancelFunc, s *upstreamSet, q *dns.Msg, k cacheKey, fk flightKey, via string, mayInline bool) *flight {
 	r.flightMu.Lock()
 	f, joined := r.flights[fk]
 	if joined {
@@ -436,15 +463,18 @@ func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cac
 	// A worker's flight has a context that is not a child of r.ctx: registering every flight
 	// with one shared parent (a lock and a map insert and delete) cost more than the flight's own
 	// work; Close cancels the flights in r.flights instead.
-	dl, own := deadline(ctx), time.Now().Add(s.timeout)
-	inline := mayInline && own.Sub(dl) <= FlightGrace && dl.Sub(own) <= FlightGrace
+	dl, later := deadline(ctx), time.Now().Add(s.timeout)
+	inline := mayInline && later.Sub(dl) <= FlightGrace && dl.Sub(later) <= FlightGrace
 	var fctx context.Context
 	var cancel context.CancelFunc
-	if inline {
+	switch {
+	case inline && own != nil:
+		fctx, cancel = ctx, own
+	case inline:
 		fctx, cancel = context.WithCancel(ctx)
-	} else {
-		if own.After(dl) {
-			dl = own
+	default:
+		if later.After(dl) {
+			dl = later
 		}
 		fctx, cancel = context.WithDeadline(context.Background(), dl)
 	}
@@ -454,15 +484,20 @@ func (r *Resolver) flight(ctx context.Context, s *upstreamSet, q *dns.Msg, k cac
 	// sees r.ctx cancelled.
 	closed := r.ctx.Err() != nil
 	r.flightMu.Unlock()
-	run := func() {
+	switch {
+	case inline && !closed:
+		// Run here, without a closure: own is the caller's to call (resolve), after the
+		// flight has answered; cancelling ctx before would race its answer.
+		f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
+		if own == nil {
+			cancel()
+		}
+		r.finish(fk, f)
+	case inline || !r.goWork(func() {
 		f.entry, f.info, f.err = r.query(fctx, s, q, k, via)
 		cancel()
 		r.finish(fk, f)
-	}
-	switch {
-	case inline && !closed:
-		run()
-	case inline || !r.goWork(run):
+	}):
 		cancel()
 		f.err = upstream.ErrClosed
 		r.finish(fk, f)
@@ -508,7 +543,7 @@ func (r *Resolver) hit(k cacheKey, e *entry, now time.Time) {
 	// not from q, which is whatever the client sent (hop by hop: see upstream.wireQuery).
 	// Its context only gives the flight its deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	r.flight(ctx, s, k.query(), k, flightKey{cacheKey: k}, "", false)
+	r.flight(ctx, nil, s, k.query(), k, flightKey{cacheKey: k}, "", false)
 	cancel()
 }
 
@@ -556,7 +591,8 @@ type flight struct {
 
 // query asks the upstreams in strategy order until one answers, and caches the answer.
 func (r *Resolver) query(ctx context.Context, s *upstreamSet, q *dns.Msg, k cacheKey, via string) (*entry, Info, error) {
-	cands := r.candidates(s, via)
+	var buf [4]*member
+	cands := r.candidates(s, via, buf[:0])
 	if len(cands) == 0 {
 		return nil, Info{}, r.allDown(s)
 	}
@@ -661,12 +697,11 @@ func attemptContext(ctx context.Context, remaining int) (context.Context, contex
 }
 
 // candidates lists the upstreams to try, in order: the named one alone, else the healthy ones
-// ordered by the strategy.
-func (r *Resolver) candidates(s *upstreamSet, via string) []*member {
+// ordered by the strategy. It appends to out (the caller's, on its stack when few).
+func (r *Resolver) candidates(s *upstreamSet, via string, out []*member) []*member {
 	if via != "" {
-		return []*member{s.byName[via]}
+		return append(out, s.byName[via])
 	}
-	out := make([]*member, 0, len(s.members))
 	for _, m := range s.members {
 		if m.healthy() {
 			out = append(out, m)

@@ -563,6 +563,36 @@ func TestExchangeReplyIsTheCallers(t *testing.T) {
 	}
 }
 
+// TestExchangeSharedHeaderIsTheCallers: ExchangeShared's fresh answer carries the cached
+// records (not copied), under a header of the caller's: what the caller sets there, and sections
+// it replaces, do not reach the cache. An answer from the cache is a copy, its records included,
+// as from Exchange.
+func TestExchangeSharedHeaderIsTheCallers(t *testing.T) {
+	ub := testenv.UnboundT(t, testenv.UnboundOptions{})
+	r := newResolver(t, Options{CacheSize: 100}, unboundUpstream(t, ub, "unbound"))
+	q := new(dns.Msg)
+	q.SetQuestion("multi.delve.test.", dns.TypeA)
+	m, info, err := r.ExchangeShared(ctxT(t, 5*time.Second), q, "")
+	if err != nil || info.Cached || len(m.Answer) != 4 || m.Id != q.Id {
+		t.Fatalf("first exchange: %v %+v %v", m, info, err)
+	}
+	e := r.cache.get(keyOf(q), time.Now())
+	if e == nil || e.msg == m || &e.msg.Answer[0] != &m.Answer[0] {
+		t.Fatalf("the fresh answer is not the cached records under a header of its own")
+	}
+	m.Id, m.Rcode, m.Response = q.Id+1, dns.RcodeRefused, false
+	m.Answer, m.Question, m.Extra = m.Answer[:1], nil, nil
+
+	c, info, err := r.ExchangeShared(ctxT(t, 5*time.Second), q, "")
+	if err != nil || !info.Cached || len(c.Answer) != 4 || c.Rcode != dns.RcodeSuccess || !c.Response ||
+		len(c.Question) != 1 || c.Id != q.Id {
+		t.Fatalf("the cached entry changed: %v %+v %v", c, info, err)
+	}
+	if &c.Answer[0] == &e.msg.Answer[0] || c.Answer[0] == e.msg.Answer[0] {
+		t.Fatalf("an answer from the cache shares the cached records")
+	}
+}
+
 // TestCacheKeyedBySubnet: an answer for one EDNS Client Subnet is not served to another (RFC
 // 7871); the same subnet, however the client wrote its host bits, shares the entry.
 func TestCacheKeyedBySubnet(t *testing.T) {
