@@ -477,8 +477,10 @@ func (d *Daemon) openDNS(addrs []string) (*dnsserver.Server, error) {
 // to replace the listener, and a query costs one context timer, not three.
 type dnsResolver struct{ d *Daemon }
 
+// Exchange gives the listener fresh answers with the cache's records (ExchangeShared): it
+// changes only a reply's header and packs it once.
 func (r *dnsResolver) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error) {
-	return r.d.eng.Resolver().Exchange(ctx, q, via)
+	return r.d.eng.Resolver().ExchangeShared(ctx, q, via)
 }
 
 func (r *dnsResolver) Go(f func()) bool { return r.d.eng.Resolver().Go(f) }

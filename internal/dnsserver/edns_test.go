@@ -2,10 +2,15 @@ package dnsserver
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/delvedns/delve/internal/resolver"
 )
 
 func ecs() *dns.EDNS0_SUBNET {
@@ -166,5 +171,66 @@ func TestECSCache(t *testing.T) {
 				t.Fatalf("forward %v, after query %d: %d upstream queries, want %d", tt.forward, i, n, tt.want[i])
 			}
 		}
+	}
+}
+
+// sharedFake is a resolver whose every answer is one shared message, as the daemon's fresh
+// answers share the cache's records (resolver.Resolver.ExchangeShared).
+type sharedFake struct{ m *dns.Msg }
+
+func (f sharedFake) Exchange(_ context.Context, q *dns.Msg, _ string) (*dns.Msg, resolver.Info, error) {
+	c := *f.m // the header is the caller's, the sections are not
+	c.Id = q.Id
+	return &c, resolver.Info{Upstream: "shared"}, nil
+}
+
+// TestSharedReplyUnchanged: the listener answers from a reply whose sections are the resolver's
+// over UDP and TCP, to clients with and without EDNS, padded, and too small for
+// it (truncated), and leaves every record of it as it was, the upstream's OPT with its extended
+// rcode bits and options included.
+func TestSharedReplyUnchanged(t *testing.T) {
+	checkGoroutines(t)
+	m := new(dns.Msg)
+	m.SetQuestion("shared.example.", dns.TypeTXT)
+	m.Response, m.AuthenticatedData = true, true
+	for i := range 8 {
+		rr, err := dns.NewRR(fmt.Sprintf(`shared.example. 300 IN TXT "%s"`, strings.Repeat(string(rune('a'+i)), 200)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Answer = append(m.Answer, rr)
+	}
+	uopt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	uopt.SetUDPSize(1232)
+	uopt.Hdr.Ttl = 1 << 24 // extended rcode bits, which packing the OPT for rcode 0 would clear
+	uopt.Option = append(uopt.Option, &dns.EDNS0_EDE{InfoCode: 3, ExtraText: "stale"},
+		&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708a1a2a3a4a5a6a7a8"})
+	m.Extra = append(m.Extra, uopt)
+	before := m.String()
+	extra := m.Extra[:cap(m.Extra)]
+
+	s := listen(t, Options{Resolver: sharedFake{m}})
+	pad := &dns.EDNS0_PADDING{}
+	for _, network := range []string{"udp", "tcp"} {
+		addr := udpAddr(s)
+		if network == "tcp" {
+			addr = tcpAddr(s)
+		}
+		for _, q := range []*dns.Msg{
+			question("shared.example.", dns.TypeTXT),                         // 512 octets: truncated over UDP
+			edns(question("shared.example.", dns.TypeTXT), 4096, true),       // the whole answer
+			edns(question("shared.example.", dns.TypeTXT), 4096, false, pad), // padded
+		} {
+			r := exchange(t, network, addr, q)
+			if r.Rcode != dns.RcodeSuccess || r.Id != q.Id {
+				t.Fatalf("%s: reply %v", network, r)
+			}
+		}
+	}
+	if after := m.String(); after != before {
+		t.Errorf("the shared reply changed:\n%s\nwas:\n%s", after, before)
+	}
+	if len(m.Extra) != 1 || extra[0] != dns.RR(uopt) || uopt.Hdr.Ttl != 1<<24 {
+		t.Errorf("the shared additional section changed: %v (OPT TTL %d)", extra, uopt.Hdr.Ttl)
 	}
 }

@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/delvedns/delve/internal/resolver"
 	"github.com/delvedns/delve/internal/testenv"
 )
 
@@ -127,14 +129,22 @@ func BenchmarkCachedUDP(b *testing.B) {
 	}
 }
 
+// sharedExchange is the resolver as the daemon gives it to the listener: fresh answers share the
+// cache's records.
+type sharedExchange struct{ *resolver.Resolver }
+
+func (r sharedExchange) Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error) {
+	return r.ExchangeShared(ctx, q, via)
+}
+
 // BenchmarkMissUDP is one client asking a name no one asked before over loopback UDP, one query
-// at a time, with the daemon's settings (the resolver's own lookup timeout): the listener's,
-// resolver's and upstream's cost per cache miss, the kernel's and the test unbound's round trip
-// with it. The client packs nothing per query (a fixed-length label in a packed query is
+// at a time, with the daemon's settings (the resolver's own lookup timeout, ExchangeShared): the
+// listener's, resolver's and upstream's cost per cache miss, the kernel's and the test unbound's
+// round trip with it. The client packs nothing per query (a fixed-length label in a packed query is
 // rewritten), so -benchmem counts the server's allocations. Nothing asserts its result.
 func BenchmarkMissUDP(b *testing.B) {
 	ub := testenv.UnboundT(b, testenv.UnboundOptions{})
-	s := listen(b, Options{Resolver: realResolver(b, ub), Timeout: -1})
+	s := listen(b, Options{Resolver: sharedExchange{realResolver(b, ub)}, Timeout: -1})
 	conn, err := net.Dial("udp", udpAddr(s))
 	if err != nil {
 		b.Fatal(err)

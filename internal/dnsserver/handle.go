@@ -149,6 +149,13 @@ func replyOPT(do bool) *dns.OPT {
 // records (TSIG) are hop by hop and never leave.
 func (s *Server) upstreamQuery(q *query) *dns.Msg {
 	m := q.msg
+	if len(m.Answer) == 0 && len(m.Ns) == 0 && (len(m.Extra) == 0 ||
+		len(m.Extra) == 1 && q.opt != nil && (s.opts.ForwardECS || !hasOption(q.opt, dns.EDNS0SUBNET))) {
+		// A stub's query, with nothing to take out: the resolver reads no more of it than the
+		// above (the cache key; upstream.wireQuery's question, CD, DO and Client Subnet), so
+		// the query as the client sent it serves, without a copy per miss.
+		return m
+	}
 	u := &dns.Msg{MsgHdr: dns.MsgHdr{
 		Id: m.Id, Opcode: dns.OpcodeQuery, RecursionDesired: true,
 		CheckingDisabled: m.CheckingDisabled,
@@ -170,9 +177,20 @@ func (s *Server) upstreamQuery(q *query) *dns.Msg {
 	return u
 }
 
+// hasOption reports whether opt carries an option with code.
+func hasOption(opt *dns.OPT, code uint16) bool {
+	for _, o := range opt.Option {
+		if o.Option() == code {
+			return true
+		}
+	}
+	return false
+}
+
 // answer turns the resolver's reply (or error) into the reply to q: the client's ID, question
 // and flags, the upstream's records with their aged TTLs, and EDNS only if the client used it,
-// with the upstream's Extended DNS Errors kept.
+// with the upstream's Extended DNS Errors kept. It changes m's header and replaces its sections,
+// and changes nothing they hold.
 func (s *Server) answer(q *query, m *dns.Msg, err error) *dns.Msg {
 	req := q.msg
 	if err != nil {
@@ -198,8 +216,10 @@ func (s *Server) answer(q *query, m *dns.Msg, err error) *dns.Msg {
 	// m's AD is the upstream's verdict, asked for with AD=1 whoever filled the cache.
 	m.AuthenticatedData = m.AuthenticatedData && (q.do() || req.AuthenticatedData)
 	m.Question = req.Question
+	// A new additional section: m's may be the resolver's (Resolver), and so may its OPT, which
+	// packing would change (miekg/dns writes the extended rcode into it).
 	var upEDE []dns.EDNS0
-	extra := m.Extra[:0]
+	extra := make([]dns.RR, 0, len(m.Extra)+1)
 	for _, rr := range m.Extra {
 		if opt, ok := rr.(*dns.OPT); ok {
 			for _, o := range opt.Option {
@@ -277,14 +297,7 @@ func (q *query) pack(reply *dns.Msg, buf []byte) ([]byte, error) {
 	return out, nil
 }
 
-func padded(opt *dns.OPT) bool {
-	for _, o := range opt.Option {
-		if o.Option() == dns.EDNS0PADDING {
-			return true
-		}
-	}
-	return false
-}
+func padded(opt *dns.OPT) bool { return hasOption(opt, dns.EDNS0PADDING) }
 
 // account counts a reply and tells OnQuery about it. own is true for delve's own replies
 // (policy, rate limit, SERVFAIL after an error), false for the upstream's.

@@ -34,7 +34,9 @@ const (
 
 // Resolver answers one question. *resolver.Resolver is one. A Resolver that also has
 // *resolver.Resolver's cache fast paths (Cached, AppendCached) gets cache hits answered on the
-// reading goroutine, without a goroutine, a message copy or a pack per query.
+// reading goroutine, without a goroutine, a message copy or a pack per query. The listener
+// changes a reply's header only, and replaces its sections rather than change them: a Resolver
+// may give records it shares (as *resolver.Resolver's ExchangeShared does, the daemon's choice).
 type Resolver interface {
 	Exchange(ctx context.Context, q *dns.Msg, via string) (*dns.Msg, resolver.Info, error)
 }
