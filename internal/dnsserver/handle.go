@@ -281,7 +281,7 @@ func (q *query) pack(reply *dns.Msg, buf []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if q.opt != nil && padded(q.opt) {
+	if q.opt != nil && hasOption(q.opt, dns.EDNS0PADDING) {
 		if n := len(out) % paddingBlock; n != 0 && len(out)+4 <= limit {
 			pad := min(paddingBlock-n, limit-len(out)) - 4 // option header: code and length
 			if pad < 0 {
@@ -296,8 +296,6 @@ func (q *query) pack(reply *dns.Msg, buf []byte) ([]byte, error) {
 	}
 	return out, nil
 }
-
-func padded(opt *dns.OPT) bool { return hasOption(opt, dns.EDNS0PADDING) }
 
 // account counts a reply and tells OnQuery about it. own is true for delve's own replies
 // (policy, rate limit, SERVFAIL after an error), false for the upstream's.

@@ -177,7 +177,7 @@ func (s *Server) packUDP(q *query, reply *dns.Msg, info resolver.Info, own bool,
 // cachedWire answers q from the resolver's packed cache when it can. Padded queries take the
 // message path, which pads the reply.
 func (s *Server) cachedWire(q *query, pkt, dst []byte) ([]byte, resolver.Info, bool) {
-	if s.wire == nil || (q.opt != nil && padded(q.opt)) {
+	if s.wire == nil || (q.opt != nil && hasOption(q.opt, dns.EDNS0PADDING)) {
 		return dst, resolver.Info{}, false
 	}
 	w, info, ok := s.wire.AppendCached(dst, q.msg)

@@ -58,6 +58,7 @@ var ErrUnknownUpstream = errors.New("no such upstream")
 
 // Options configure a Resolver. Zero values mean the documented defaults.
 type Options struct {
+	_         [0]func()     // never compared: the binary then carries no equality function for it
 	Strategy  string        // Failover (default), RoundRobin or Fastest
 	Timeout   time.Duration // whole-lookup deadline when the context has none; default 3 s
 	CacheSize int           // entries; 0 = no cache

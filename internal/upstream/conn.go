@@ -114,7 +114,7 @@ type conn struct {
 	reads    atomic.Int64 // replies read so far: a stalled connection reads none
 	lastRead atomic.Int64 // UnixNano of the last message read
 	// owed is len(pending), set under mu wherever pending changes, read without it by the
-	// quick-ACK wrapper under TLS (needQuickAck).
+	// quick-ACK wrapper under TLS (quickAckConn.Read).
 	owed atomic.Int32
 
 	mu       sync.Mutex
@@ -145,7 +145,7 @@ func newConn(u *Upstream, nc net.Conn) *conn {
 		lastUse: time.Now(),
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
-		watchOwed(tc.NetConn(), c.needQuickAck)
+		watchOwed(tc.NetConn(), c)
 	}
 	c.idleT = time.AfterFunc(c.idle, c.idleCheck)
 	c.stallT = time.AfterFunc(StallProbe, c.stallCheck)
@@ -294,7 +294,7 @@ func (c *conn) stallCheck() {
 		return
 	case idle >= StallProbe && c.probeAt.Before(quiet):
 		c.probeAt = now
-		p := &call{frame: probeFrame(), question: probeQuestion(), abandoned: true, since: now}
+		p := probe(now)
 		c.addLocked(p)
 		select {
 		case c.writeq <- p:
@@ -533,36 +533,17 @@ func (c *conn) fail(err error) {
 	c.u.removeConn(c)
 }
 
-// needQuickAck reports whether a read from the connection should be acknowledged at once (see
-// quickAckConn): while replies other than the one being read are owed, or before the first
-// reply (the server's post-handshake messages, such as TLS 1.3 session tickets, precede it).
-func (c *conn) needQuickAck() bool {
-	return c.owed.Load() > 1 || c.reads.Load() == 0
-}
-
 // wait blocks until both goroutines of a failed connection have returned.
 func (c *conn) wait() { c.wg.Wait() }
 
-// The stall probe: ". NS", packed once, its ID filled in per probe.
-var probeWire = sync.OnceValue(func() []byte {
+// probe is a stall probe sent at now: ". NS", a question every recursive server answers from its
+// cache, packed for each probe (one per StallProbe of quiet at most).
+func probe(now time.Time) *call {
 	q := new(dns.Msg)
 	q.SetQuestion(".", dns.TypeNS)
-	wire, err := wireQuery(q)
+	f, err := wireFrame(q)
 	if err != nil {
 		panic(err) // a fixed, valid question
 	}
-	return wire
-})
-
-func probeFrame() []byte {
-	w := probeWire()
-	f := make([]byte, 2+len(w))
-	binary.BigEndian.PutUint16(f, uint16(len(w)))
-	copy(f[2:], w)
-	return f
-}
-
-func probeQuestion() []byte {
-	w := probeWire()
-	return w[12:QuestionEnd(w)]
+	return &call{frame: f, question: f[2+12 : 2+QuestionEnd(f[2:])], abandoned: true, since: now}
 }

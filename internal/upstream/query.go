@@ -18,39 +18,18 @@ const ednsSize = 1232
 // ErrBadQuery is returned for a message that cannot be sent: no question, or more than one.
 var ErrBadQuery = errors.New("a query must have exactly one question")
 
-// wireQuery packs the query delve sends for q, built afresh whatever q holds: forwarding is hop
-// by hop. It has q's one question; opcode QUERY and RD (delve is a stub: its upstreams recurse,
-// and a recursive server answers RD=0 from a stub with REFUSED); q's CD; AD set (RFC 6840 §5.7: a
-// stub that wants the upstream's validation verdict asks with AD=1, and the answer's AD is then
-// that verdict whoever asked, so one cached answer serves every client; the DNS listener clears
-// AD again for a client that set neither AD nor DO, §5.8); and delve's own EDNS(0): UDP size
-// 1232, q's DO bit, the edns-tcp-keepalive option (RFC 7828 §3.2.1: empty in queries) and padding
-// to a multiple of 128 octets (RFC 7830, RFC 8467). Of q's EDNS options only Client Subnet goes
-// on (the DNS listener leaves it in only with ForwardECS, and the cache keys answers by it); q's
-// cookies, padding, keepalive and NSID, and every other record it carries, never do.
-func wireQuery(q *dns.Msg) ([]byte, error) {
-	f, err := wireFrame(q)
-	if err != nil {
-		return nil, err
-	}
-	return f[2:], nil
-}
-
-// queryParts are the pieces of the message wireFrame packs, in one allocation instead of one
-// each: nothing refers to them once it is packed.
-type queryParts struct {
-	_     [0]func() // never compared: no equality function in the binary
-	m     dns.Msg
-	opt   dns.OPT
-	ka    dns.EDNS0_TCP_KEEPALIVE
-	pad   dns.EDNS0_PADDING
-	extra [1]dns.RR
-	opts  [3]dns.EDNS0 // Client Subnet, keepalive, padding
-	zeros [paddingBlock]byte
-}
-
-// wireFrame is wireQuery with the 2-octet length prefix of a stream transport (RFC 1035
-// §4.2.2), packed into the buffer it is sent from.
+// wireFrame packs the query delve sends for q, with the 2-octet length prefix of a stream
+// transport (RFC 1035 §4.2.2), into the buffer it is sent from. It is built afresh whatever q
+// holds: forwarding is hop by hop. It has q's one question; opcode QUERY and RD (delve is a stub:
+// its upstreams recurse, and a recursive server answers RD=0 from a stub with REFUSED); q's CD;
+// AD set (RFC 6840 §5.7: a stub that wants the upstream's validation verdict asks with AD=1, and
+// the answer's AD is then that verdict whoever asked, so one cached answer serves every client;
+// the DNS listener clears AD again for a client that set neither AD nor DO, §5.8); and delve's
+// own EDNS(0): UDP size 1232, q's DO bit, the edns-tcp-keepalive option (RFC 7828 §3.2.1: empty
+// in queries) and padding to a multiple of 128 octets (RFC 7830, RFC 8467). Of q's EDNS options
+// only Client Subnet goes on (the DNS listener leaves it in only with ForwardECS, and the cache
+// keys answers by it); q's cookies, padding, keepalive and NSID, and every other record it
+// carries, never do.
 func wireFrame(q *dns.Msg) ([]byte, error) {
 	if len(q.Question) != 1 {
 		return nil, ErrBadQuery
@@ -92,6 +71,19 @@ func wireFrame(q *dns.Msg) ([]byte, error) {
 	}
 	binary.BigEndian.PutUint16(f, uint16(len(w)))
 	return f[:2+len(w)], nil
+}
+
+// queryParts are the pieces of the message wireFrame packs, in one allocation instead of one
+// each: nothing refers to them once it is packed.
+type queryParts struct {
+	_     [0]func() // never compared: no equality function in the binary
+	m     dns.Msg
+	opt   dns.OPT
+	ka    dns.EDNS0_TCP_KEEPALIVE
+	pad   dns.EDNS0_PADDING
+	extra [1]dns.RR
+	opts  [3]dns.EDNS0 // Client Subnet, keepalive, padding
+	zeros [paddingBlock]byte
 }
 
 // salvage unpacks a reply that dns.Msg.Unpack refused, keeping each record that does not unpack

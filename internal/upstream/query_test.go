@@ -6,6 +6,15 @@ import (
 	"github.com/miekg/dns"
 )
 
+// wireQuery is the query wireFrame sends for q, without its length prefix.
+func wireQuery(q *dns.Msg) ([]byte, error) {
+	f, err := wireFrame(q)
+	if err != nil {
+		return nil, err
+	}
+	return f[2:], nil
+}
+
 // TestCleanReply: padding and keepalive leave the reply, other options stay, and nothing the
 // reply no longer shows stays reachable from it (a cached reply would keep it alive).
 func TestCleanReply(t *testing.T) {

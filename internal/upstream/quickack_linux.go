@@ -16,7 +16,7 @@ import (
 // not acknowledged yet: the second of a burst of pipelined replies waits for the ACK of the first.
 // With one query in flight nothing is held: the delayed ACK of the previous reply rode on this
 // query's write (or left on its timer, if the query came later). So a read re-arms quick-ACK only
-// when replies other than the one being read are owed on the connection (conn.needQuickAck), and
+// when replies other than the one being read are owed on the connection (conn.owed), and
 // before the first reply, because unbound (OpenSSL) writes its TLS 1.3 session tickets before the
 // first answer, which would then wait for their ACK. Linux turns quick-ACK mode off by itself,
 // which is why it is set after each read that needs it; one query at a time costs no setsockopt
@@ -39,25 +39,28 @@ func quickAck(nc net.Conn) net.Conn {
 // quickAckConn embeds the connection as a net.Conn, not a *net.TCPConn: what TLS uses of it is
 // net.Conn's, and the binary then carries no wrappers of the TCP connection's other methods.
 type quickAckConn struct {
+	_ [0]func() // never compared: the binary then carries no equality function for it
 	net.Conn
 	rc syscall.RawConn
-	// need says whether a read must be acknowledged at once (conn.needQuickAck); nil during the
-	// handshake, when every read is. Set by watchOwed before the connection's reader starts.
-	need   func() bool
+	// owner is the connection over this one, set by watchOwed before its reader starts; nil
+	// during the handshake, when every read is acknowledged at once.
+	owner  *conn
 	rearms atomic.Int64 // setsockopt calls after reads, for tests
 }
 
-// watchOwed makes the quick-ACK wrapper under a connection, if it has one, re-arm only when
-// need says so.
-func watchOwed(nc net.Conn, need func() bool) {
+// watchOwed makes the quick-ACK wrapper under c's TLS, if it has one, re-arm only as c's owed
+// replies say (quickAckConn.Read).
+func watchOwed(nc net.Conn, c *conn) {
 	if q, ok := nc.(*quickAckConn); ok {
-		q.need = need
+		q.owner = c
 	}
 }
 
 func (c *quickAckConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && (c.need == nil || c.need()) {
+	// Other replies owed besides the one being read, or none read yet: the server's
+	// post-handshake messages, such as TLS 1.3 session tickets, come before the first.
+	if o := c.owner; n > 0 && (o == nil || o.owed.Load() > 1 || o.reads.Load() == 0) {
 		c.rearms.Add(1)
 		c.set()
 	}

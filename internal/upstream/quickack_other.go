@@ -7,4 +7,4 @@ import "net"
 // quickAck is Linux-only; elsewhere the connection is used as it is.
 func quickAck(nc net.Conn) net.Conn { return nc }
 
-func watchOwed(net.Conn, func() bool) {}
+func watchOwed(net.Conn, *conn) {}
