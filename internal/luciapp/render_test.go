@@ -151,6 +151,14 @@ func TestViewsRenderTheDaemon(t *testing.T) {
 	bad := bridge(t, sock, "lookup", `{"name":"bad..name"}`)
 	status := bridge(t, sock, "status", `{}`)
 	down := bridge(t, filepath.Join(dir, "gone.sock"), "status", `{}`)
+	// Where /proc cannot be read (a chroot without it) the daemon reports -1 for these.
+	var noProc map[string]any
+	if err := json.Unmarshal(status, &noProc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rss_kib", "peak_rss_kib", "open_fds"} {
+		noProc["process"].(map[string]any)[k] = -1
+	}
 
 	var st daemon.Status
 	if err := json.Unmarshal(status, &st); err != nil || len(st.Upstreams) != 2 || !st.Upstreams[0].Healthy || st.Upstreams[1].Healthy {
@@ -164,6 +172,7 @@ func TestViewsRenderTheDaemon(t *testing.T) {
 	cases := [][3]any{
 		{statusJS, "renderState", status},
 		{statusJS, "renderState", down},
+		{statusJS, "renderState", noProc},
 		{statusJS, "renderState", map[string]string{"rpc_error": "Object not found"}},
 		{overviewJS, "render", status},
 		{overviewJS, "render", down},
@@ -180,10 +189,11 @@ func TestViewsRenderTheDaemon(t *testing.T) {
 			"unbound", fmt.Sprintf("127.0.0.1:%d", ub.Port), ub.TLSName, "Healthy", fmt.Sprintf("%.1f ms", u0.SRTTms),
 			"refusing", "Down", "since", u1.LastError, fmt.Sprintf("%d of %d", c.Entries, c.Size),
 			fmt.Sprintf("%.1f %% (%d hits, %d misses)", 100*float64(c.Hits)/float64(c.Hits+c.Misses), c.Hits, c.Misses),
-			fmt.Sprintf("%d goroutines, %d open files", st.Process.Goroutines, st.Process.OpenFDs),
+			"B resident (peak ", fmt.Sprintf("%d goroutines, %d open files", st.Process.Goroutines, st.Process.OpenFDs),
 			fmt.Sprintf("%d running Go code at once", st.Process.Threads),
 			"Stale answers", fmt.Sprintf("%d (expired answers given", c.Stale)},
 		{"Not running", "the delve daemon is not running", "gone.sock"},
+		{"- resident (peak -)", fmt.Sprintf("%d goroutines, - open files", st.Process.Goroutines)},
 		{"The ubus object delve cannot be reached", "Object not found"},
 		{"unbound", "smoothed RTT", "refusing", u1.LastError, fmt.Sprintf("(%d hits, %d misses; %d entries cached)", c.Hits, c.Misses, c.Entries)},
 		{"Not running: the delve daemon is not running"},

@@ -47,6 +47,15 @@ function hitRate(cache) {
 	return asked ? '%.1f %%'.format(100 * cache.hits / asked) : '-';
 }
 
+/* The daemon reports -1 for what it cannot read (no /proc): shown as "-", as delve status does. */
+function known(n) {
+	return (typeof n == 'number' && n >= 0) ? String(n) : '-';
+}
+
+function kib(n) {
+	return (typeof n == 'number' && n >= 0) ? '%1024.1mB'.format(n * 1024) : '-';
+}
+
 /* What the page says when there is no status: the daemon's own error, or the RPC's. */
 function failure(st) {
 	if (st.rpc_error)
@@ -100,9 +109,8 @@ return view.extend({
 					: _('Loaded %s from %s.').format(since(cfg.loaded_at), cfg.file) ],
 				[ _('Strategy'), cfg.strategy ],
 				[ _('Lookups'), _('%d, of which %d failed').format(st.lookups || 0, st.lookup_failures || 0) ],
-				[ _('Process'), _('%s resident (peak %s), %d goroutines, %d open files').format(
-					'%1024.1mB'.format((proc.rss_kib || 0) * 1024), '%1024.1mB'.format((proc.peak_rss_kib || 0) * 1024),
-					proc.goroutines || 0, proc.open_fds || 0) ],
+				[ _('Process'), _('%s resident (peak %s), %d goroutines, %s open files').format(
+					kib(proc.rss_kib), kib(proc.peak_rss_kib), proc.goroutines || 0, known(proc.open_fds)) ],
 				[ _('Threads'), _('%d running Go code at once (GOMAXPROCS, option threads)').format(proc.threads || 0) ]
 			])
 		]));
