@@ -101,10 +101,16 @@ func (r *LookupResult) AppendJSON(b []byte) []byte {
 	// encoding/json would write an exponent.
 	w.raw(`,"rtt_ms":`)
 	w.b = strconv.AppendFloat(w.b, Millis(r.RTT), 'f', -1, 64)
-	w.raw(`,"cached":`)
-	w.bool(r.Cached)
-	w.raw(`,"secure":`)
-	w.bool(r.Secure)
+	if r.Cached {
+		w.raw(`,"cached":true`)
+	} else {
+		w.raw(`,"cached":false`)
+	}
+	if r.Secure {
+		w.raw(`,"secure":true`)
+	} else {
+		w.raw(`,"secure":false`)
+	}
 	if r.Stale {
 		w.raw(`,"stale":true`)
 	}
@@ -124,14 +130,6 @@ type jsonWriter struct{ b []byte }
 
 func (w *jsonWriter) raw(s string) { w.b = append(w.b, s...) }
 
-func (w *jsonWriter) bool(v bool) {
-	if v {
-		w.raw(`true`)
-	} else {
-		w.raw(`false`)
-	}
-}
-
 // str appends s as a JSON string. Text that needs no escaping, which is nearly all a lookup
 // holds (names, mnemonics, addresses), is copied; the rest is encoding/json's to escape.
 func (w *jsonWriter) str(s string) {
@@ -148,24 +146,22 @@ func (w *jsonWriter) str(s string) {
 }
 
 // data appends RecordData(rr) as a JSON string, or with addr the address of an A or AAAA record
-// as net.IP's String gives it. Addresses are formatted in place; other records are given to
+// as net.IP's String gives it. Addresses are formatted in place; other records, and the
+// IPv4-mapped addresses of AAAA records (which miekg/dns writes as ::ffff:a.b.c.d), are given to
 // RecordData.
 func (w *jsonWriter) data(rr dns.RR, addr bool) {
 	var ip net.IP
-	prefix := ""
 	switch v := rr.(type) {
 	case *dns.A:
 		ip = v.A
 	case *dns.AAAA:
-		ip = v.AAAA
-		if !addr && ip.To4() != nil {
-			prefix = "::ffff:" // as miekg/dns writes an IPv4-mapped address
+		if addr || v.AAAA.To4() == nil {
+			ip = v.AAAA
 		}
 	}
 	switch {
-	case ip != nil && (len(ip) == net.IPv4len || len(ip) == net.IPv6len):
+	case len(ip) == net.IPv4len || len(ip) == net.IPv6len:
 		w.raw(`"`)
-		w.raw(prefix)
 		w.b, _ = ip.AppendText(w.b) // cannot fail for 4 or 16 bytes
 		w.raw(`"`)
 	case addr:

@@ -304,7 +304,7 @@ func (d *Daemon) listen(cfg *uci.Config) error {
 			return err
 		}
 		sock = l
-		rpc = jsonrpc.NewServer(jsonrpc.Options{Handler: d.handlerFor("socket"), Logger: d.log})
+		rpc = jsonrpc.NewServer(jsonrpc.Options{Handler: d.handlerFor("socket"), Immediate: d.lookupNow, Logger: d.log})
 	}
 	closeNew := func() {
 		if sock != nil {
@@ -660,54 +660,98 @@ type lookupParams struct {
 	Upstream *string `json:"upstream"`
 }
 
-func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (*api.LookupResult, error) {
+// lookupArgs are the checked params of a lookup call.
+type lookupArgs struct {
+	name    string
+	types   []uint16
+	via     string
+	timeout time.Duration
+}
+
+func (d *Daemon) lookupArgs(raw json.RawMessage, a *lookupArgs) error {
 	var p lookupParams
 	if err := jsonrpc.DecodeParams(raw, &p); err != nil {
-		return nil, err
+		return err
 	}
 	if p.Name == nil {
-		return nil, api.NewError(api.CodeBadRequest, `the parameter "name" is required`)
+		return api.NewError(api.CodeBadRequest, `the parameter "name" is required`)
 	}
 	name, reverse, err := api.ParseName(*p.Name)
 	if err != nil {
-		return nil, api.NewError(api.CodeBadRequest, err.Error())
+		return api.NewError(api.CodeBadRequest, err.Error())
 	}
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
-	var types []uint16
+	a.name, a.timeout = name, cfg.Timeout
 	switch {
 	case p.Type != nil && *p.Type != "":
 		t, err := api.ParseType(*p.Type)
 		if err != nil {
-			return nil, api.NewError(api.CodeBadRequest, err.Error())
+			return api.NewError(api.CodeBadRequest, err.Error())
 		}
-		types = []uint16{t}
+		a.types = []uint16{t}
 	case reverse:
-		types = []uint16{dns.TypePTR}
+		a.types = []uint16{dns.TypePTR}
 	default:
 		for _, s := range cfg.Types {
 			t, _ := api.ParseType(s)
-			types = append(types, t)
+			a.types = append(a.types, t)
 		}
 	}
-	via := ""
 	if p.Upstream != nil {
-		via = *p.Upstream
+		a.via = *p.Upstream
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	return nil
+}
+
+func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (*api.LookupResult, error) {
+	var a lookupArgs
+	if err := d.lookupArgs(raw, &a); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	start := time.Now()
-	res, err := d.eng.Resolver().Lookup(ctx, name, types, via)
-	d.lookups.Add(1)
+	res, err := d.eng.Resolver().Lookup(ctx, a.name, a.types, a.via)
 	if err != nil {
+		d.lookups.Add(1)
 		d.failures.Add(1)
-		aerr := lookupError(name, cfg.Timeout, err, errors.Is(ctx.Err(), context.DeadlineExceeded))
-		d.lookupEvent(jsonrpc.Event{Name: name, Error: string(aerr.Code)}, types, from, start)
+		aerr := lookupError(a.name, a.timeout, err, errors.Is(ctx.Err(), context.DeadlineExceeded))
+		d.lookupEvent(jsonrpc.Event{Name: a.name, Error: string(aerr.Code)}, a.types, from, start)
 		return nil, aerr
 	}
-	d.lookupEvent(jsonrpc.Event{Name: name, Rcode: api.RcodeName(res.Rcode), Upstream: res.Upstream, RTTms: api.Millis(res.RTT), Cached: res.Cached}, types, from, start)
-	return LookupResult(res), nil
+	return d.answered(res, a.types, from, start), nil
+}
+
+// lookupNow answers the lookups whose answer is cached in the goroutine that read the call
+// (jsonrpc.Options.Immediate): a cached answer then costs no hand-off between goroutines. Other
+// calls, lookups of several types or through a named upstream, and answers not cached wait for
+// handlerFor's handler (jsonrpc.ErrWouldWait); bad params are answered at once.
+func (d *Daemon) lookupNow(_ context.Context, method string, raw json.RawMessage, from string) (any, error) {
+	if method != api.MethodLookup {
+		return nil, jsonrpc.ErrWouldWait
+	}
+	var a lookupArgs
+	if err := d.lookupArgs(raw, &a); err != nil {
+		return nil, err
+	}
+	if a.via != "" {
+		return nil, jsonrpc.ErrWouldWait
+	}
+	start := time.Now()
+	res, ok := d.eng.Resolver().LookupCached(a.name, a.types)
+	if !ok {
+		return nil, jsonrpc.ErrWouldWait
+	}
+	return d.answered(res, a.types, from, start), nil
+}
+
+// answered counts a lookup that res answers and publishes its event.
+func (d *Daemon) answered(res *resolver.Result, types []uint16, from string, start time.Time) *api.LookupResult {
+	d.lookups.Add(1)
+	d.lookupEvent(jsonrpc.Event{Name: res.Name, Rcode: api.RcodeName(res.Rcode), Upstream: res.Upstream, RTTms: api.Millis(res.RTT), Cached: res.Cached}, types, from, start)
+	return LookupResult(res)
 }
 
 // LookupResult is the lookup method's result for a resolver result: the answers capped at

@@ -2,6 +2,7 @@ package jsonrpc
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/delvedns/delve/internal/api"
@@ -13,6 +14,10 @@ import (
 // *api.Error keeps its code; any other error is reported as CodeInternal. ctx is canceled when
 // the connection breaks or the server is forced to stop, and the handler must then return.
 type Handler func(ctx context.Context, method string, params json.RawMessage, from string) (any, error)
+
+// ErrWouldWait is what a Session's Immediate handler returns for a call it cannot answer without
+// waiting for something.
+var ErrWouldWait = errors.New("jsonrpc: the call would wait")
 
 // Defaults of Limits.
 const (

@@ -30,6 +30,9 @@ const (
 type Options struct {
 	// Handler runs the calls. Required.
 	Handler Handler
+	// Immediate answers the calls it can in the goroutine that read them: see
+	// SessionOptions.Immediate.
+	Immediate Handler
 	// Logger receives the transport's own events (refused connections, handler panics); nil
 	// discards them.
 	Logger *slog.Logger
@@ -237,14 +240,21 @@ func CloseNow(shutdown func(context.Context) error) error {
 // once every goroutine of the server has ended.
 func (s *Server) Close() error { return CloseNow(s.Shutdown) }
 
-// conn is one socket connection: the reader runs in serve, the writer in its own goroutine, and
-// the calls in the session's.
+// conn is one socket connection: the reader runs in serve, and the calls in the session's
+// goroutines. Whoever has a response writes it: the reader one it answered at once (a cached
+// lookup then goes from the reader to the socket with no other goroutine woken), the session's
+// worker the response to a call that waited.
 type conn struct {
 	s  *Server
 	nc net.Conn
 
 	mu      sync.Mutex // orders stopReading against the reader re-arming its deadline
 	closing bool
+
+	wmu    sync.Mutex // held while writing a response
+	bw     *bufio.Writer
+	failed bool // a write failed: the peer is cut off and the responses after it are dropped
+	cancel context.CancelFunc
 }
 
 func (c *conn) stopReading() {
@@ -278,56 +288,39 @@ func (c *conn) serve() {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 
-	out := make(chan []byte, s.lim.MaxInFlight)
-	dead := make(chan struct{}) // closed when writing failed
-	send := func(b []byte) bool {
-		select {
-		case out <- b:
-			return true
-		case <-dead:
-			return false
-		}
-	}
+	c.bw = bufio.NewWriterSize(c.nc, 4096)
+	c.cancel = cancel
 	sess := NewSession(ctx, SessionOptions{
-		Handler: s.opts.Handler, From: "socket", Limits: s.lim, Logger: s.log, Send: send,
+		Handler: s.opts.Handler, Immediate: s.opts.Immediate, From: "socket", Limits: s.lim,
+		Logger: s.log, Send: c.send,
 	})
-	wdone := make(chan struct{})
-	go func() {
-		defer close(wdone)
-		c.write(out, dead, cancel)
-	}()
-
-	c.read(sess, send)
+	c.read(sess, c.send)
 	sess.Wait()
-	close(out) // every sender has finished
-	<-wdone
 	c.nc.Close()
 }
 
-func (c *conn) write(out <-chan []byte, dead chan struct{}, cancel context.CancelFunc) {
-	bw := bufio.NewWriterSize(c.nc, 4096)
-	failed := false
-	for b := range out {
-		if failed {
-			continue // drain, so that no sender is left waiting
-		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
-		bw.Write(b)
-		err := bw.WriteByte('\n')
-		if err == nil && len(out) == 0 {
-			err = bw.Flush() // write responses that are ready together, in one syscall
-		}
-		if err != nil {
-			c.s.log.Debug("writing a response", "err", err)
-			failed = true
-			close(dead)
-			cancel()
-			c.nc.Close() // ends the reader too
-		}
+// send writes a response and its newline. It waits while another response is being written, and
+// a peer that does not read makes it wait up to WriteTimeout: that is how such a peer stops the
+// server from reading more requests. It returns false once writing has failed.
+func (c *conn) send(b []byte) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.failed {
+		return false
 	}
-	if !failed {
-		bw.Flush()
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
+	c.bw.Write(b)
+	err := c.bw.WriteByte('\n')
+	if err == nil {
+		err = c.bw.Flush()
 	}
+	if err != nil {
+		c.s.log.Debug("writing a response", "err", err)
+		c.failed = true
+		c.cancel()
+		c.nc.Close() // ends the reader too
+	}
+	return err == nil
 }
 
 func (c *conn) read(sess *Session, send func([]byte) bool) {

@@ -19,6 +19,12 @@ import (
 // SessionOptions configures a Session.
 type SessionOptions struct {
 	Handler Handler
+	// Immediate, when set, runs a call in the goroutine that read it, before the call is given to
+	// a worker: it answers the calls it can without waiting for anything (a lookup whose answer is
+	// cached), and returns ErrWouldWait for the others, which then run on a worker as Handler's.
+	// A call answered so costs no hand-off between goroutines; one given to a worker costs two
+	// (to the worker, then to the connection's writer).
+	Immediate Handler
 	// From names the transport for the handler: "socket", "websocket".
 	From   string
 	Limits Limits
@@ -36,6 +42,7 @@ type SessionOptions struct {
 type Session struct {
 	ctx   context.Context
 	h     Handler
+	now   Handler
 	from  string
 	lim   Limits
 	log   *slog.Logger
@@ -69,6 +76,7 @@ func NewSession(ctx context.Context, o SessionOptions) *Session {
 	return &Session{
 		ctx:   ctx,
 		h:     o.Handler,
+		now:   o.Immediate,
 		from:  o.From,
 		lim:   lim,
 		log:   log,
@@ -148,6 +156,14 @@ func (s *Session) Handle(msg []byte) {
 		if r == nil {
 			s.send(errResp)
 			return
+		}
+		if s.now != nil {
+			if res, err := s.invoke(r, s.now); !errors.Is(err, ErrWouldWait) {
+				if resp := s.respond(r, res, err); resp != nil {
+					s.send(resp)
+				}
+				return
+			}
 		}
 		if !s.acquire(s.msgs) {
 			return
@@ -301,7 +317,13 @@ func parseRequest(data []byte) (*request, []byte) {
 
 // call runs one request and returns its response, or nil for a notification.
 func (s *Session) call(r *request) []byte {
-	res, err := s.invoke(r)
+	res, err := s.invoke(r, s.h)
+	return s.respond(r, res, err)
+}
+
+// respond returns the response to r of a call that returned res and err, or nil for a
+// notification.
+func (s *Session) respond(r *request, res any, err error) []byte {
 	if r.id == nil {
 		if err != nil {
 			s.log.Debug("notification failed", "from", s.from, "method", r.method, "err", err)
@@ -329,7 +351,7 @@ func (s *Session) call(r *request) []byte {
 	return append(append(b, j...), '}')
 }
 
-func (s *Session) invoke(r *request) (res any, err error) {
+func (s *Session) invoke(r *request, h Handler) (res any, err error) {
 	if r.badParams != "" {
 		return nil, api.NewError(api.CodeBadRequest, r.badParams)
 	}
@@ -343,7 +365,7 @@ func (s *Session) invoke(r *request) (res any, err error) {
 			res, err = nil, api.NewError(api.CodeInternal, "the method "+r.method+" failed unexpectedly")
 		}
 	}()
-	return s.h(s.ctx, r.method, r.params, s.from)
+	return h(s.ctx, r.method, r.params, s.from)
 }
 
 // syntaxError describes why data (not valid JSON) is invalid, with the byte offset.

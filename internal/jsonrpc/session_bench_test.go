@@ -41,7 +41,9 @@ func BenchmarkSessionLookup(b *testing.B) {
 
 // BenchmarkSessionLookupResult is BenchmarkSessionLookup with the daemon's result for a cached A
 // record: "object" builds the lookup object and encodes it by reflection, as the daemon did;
-// "appender" has the session append the result's JSON itself, as it does.
+// "appender" has the session append the result's JSON itself; "immediate" also answers the call
+// in the goroutine that handed it to the session (SessionOptions.Immediate), as the daemon does
+// with a cached lookup.
 func BenchmarkSessionLookupResult(b *testing.B) {
 	type params struct {
 		Name     *string `json:"name"`
@@ -52,7 +54,7 @@ func BenchmarkSessionLookupResult(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, mode := range []string{"object", "appender"} {
+	for _, mode := range []string{"object", "appender", "immediate"} {
 		b.Run(mode, func(b *testing.B) {
 			handler := func(_ context.Context, _ string, raw json.RawMessage, _ string) (any, error) {
 				var p params
@@ -67,8 +69,11 @@ func BenchmarkSessionLookupResult(b *testing.B) {
 				return r, nil
 			}
 			done := make(chan []byte, 1)
-			s := NewSession(context.Background(), SessionOptions{Handler: handler, From: "socket",
-				Send: func(b []byte) bool { done <- b; return true }})
+			o := SessionOptions{Handler: handler, From: "socket", Send: func(b []byte) bool { done <- b; return true }}
+			if mode == "immediate" {
+				o.Immediate = handler
+			}
+			s := NewSession(context.Background(), o)
 			defer s.Wait()
 			req := []byte(`{"jsonrpc":"2.0","id":1,"method":"lookup","params":{"name":"h7.bench.delve.test.","type":"A"}}`)
 			b.ReportAllocs()
