@@ -41,6 +41,14 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		s.log.Error("reading UDP", "addr", c.LocalAddr(), "err", err)
 		return
 	}
+	// Replies that had to wait for an upstream go out through rp, from the goroutines that
+	// waited (see udpReplier).
+	rbc, err := newBatchConn(c, 1)
+	if err != nil {
+		s.log.Error("reading UDP", "addr", c.LocalAddr(), "err", err)
+		return
+	}
+	rp := &udpReplier{bc: rbc}
 	in := make([]packet, udpBatch)
 	for i := range in {
 		in[i].buf = make([]byte, udpBufSize)
@@ -73,7 +81,7 @@ func (s *Server) readUDP(c *net.UDPConn) {
 				s.stats.malformed.Add(1)
 				continue
 			}
-			reply, ok := s.handleUDP(c, p.buf[:p.n], p.addr, outBufs[replies][:0])
+			reply, ok := s.handleUDP(rp, p.buf[:p.n], p.addr, outBufs[replies][:0])
 			if !ok {
 				continue
 			}
@@ -86,6 +94,26 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		}
 		s.sendAll(bc, out[:replies])
 	}
+}
+
+// udpReplier sends the replies of one reader's queries that waited for an upstream, from the
+// goroutines that waited, one at a time. It is a batchConn, not the socket's WriteToUDPAddrPort,
+// because batchConn's system calls are raw (see batchConn.run): the reply of a miss is then not
+// the call that wakes the runtime's monitor thread after the wait.
+type udpReplier struct {
+	_   [0]func() // never compared: no equality function in the binary
+	mu  sync.Mutex
+	bc  *batchConn
+	one [1]packet
+}
+
+func (r *udpReplier) send(w []byte, to netip.AddrPort) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.one[0] = packet{buf: w, addr: to}
+	_, err := r.bc.writeBatch(r.one[:])
+	r.one[0] = packet{}
+	return err
 }
 
 // sendAll sends ps in as few system calls as it can.
@@ -104,7 +132,7 @@ func (s *Server) sendAll(bc *batchConn, ps []packet) {
 
 // handleUDP answers one packet: a reply to send at once in out's buffer (ok true), or nothing
 // (dropped, or handed to a goroutine that sends its reply itself).
-func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out []byte) (reply []byte, ok bool) {
+func (s *Server) handleUDP(rp *udpReplier, pkt []byte, src netip.AddrPort, out []byte) (reply []byte, ok bool) {
 	defer s.recoverPacket()
 	client := src.Addr().Unmap()
 	if s.limited(client) {
@@ -152,7 +180,7 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, src netip.AddrPort, out [
 		if cap(w) > cap(*bp) {
 			*bp = w[:0]
 		}
-		if _, err := c.WriteToUDPAddrPort(w, src); err != nil {
+		if err := rp.send(w, src); err != nil {
 			s.log.Debug("sending a reply", "client", src, "err", err)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/delvedns/delve/internal/rawio"
 )
 
 // quickAck wraps a TCP connection so that a read can re-arm TCP_QUICKACK: the kernel then
@@ -32,6 +34,7 @@ func quickAck(nc net.Conn) net.Conn {
 		return nc
 	}
 	q := &quickAckConn{Conn: tc, rc: rc}
+	q.io.Init(rc)
 	q.set()
 	return q
 }
@@ -46,6 +49,9 @@ type quickAckConn struct {
 	// during the handshake, when every read is acknowledged at once.
 	owner  *conn
 	rearms atomic.Int64 // setsockopt calls after reads, for tests
+	// io makes the reads and writes as raw system calls (internal/rawio): a miss at one client
+	// then does not wake the runtime's monitor thread twice.
+	io rawio.IO
 }
 
 // watchOwed makes the quick-ACK wrapper under c's TLS, if it has one, re-arm only as c's owed
@@ -57,7 +63,7 @@ func watchOwed(nc net.Conn, c *conn) {
 }
 
 func (c *quickAckConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
+	n, err := c.io.Read(c.Conn, b)
 	// Other replies owed besides the one being read, or none read yet: the server's
 	// post-handshake messages, such as TLS 1.3 session tickets, come before the first.
 	if o := c.owner; n > 0 && (o == nil || o.owed.Load() > 1 || o.reads.Load() == 0) {
@@ -66,6 +72,8 @@ func (c *quickAckConn) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+func (c *quickAckConn) Write(b []byte) (int, error) { return c.io.Write(c.Conn, b) }
 
 func (c *quickAckConn) set() {
 	_ = c.rc.Control(func(fd uintptr) {
