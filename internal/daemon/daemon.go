@@ -710,6 +710,11 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 	if err := d.lookupArgs(raw, &a); err != nil {
 		return nil, err
 	}
+	return d.resolve(ctx, &a, from)
+}
+
+// resolve runs a lookup whose params are checked.
+func (d *Daemon) resolve(ctx context.Context, a *lookupArgs, from string) (*api.LookupResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	start := time.Now()
@@ -726,8 +731,9 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 
 // lookupNow answers the lookups whose answer is cached in the goroutine that read the call
 // (jsonrpc.Options.Immediate): a cached answer then costs no hand-off between goroutines. Other
-// calls, lookups of several types or through a named upstream, and answers not cached wait for
-// handlerFor's handler (jsonrpc.ErrWouldWait); bad params are answered at once.
+// calls wait for handlerFor's handler (jsonrpc.ErrWouldWait); lookups of several types or through
+// a named upstream, and answers not cached, for the rest of the lookup with the params decoded
+// here; bad params are answered at once.
 func (d *Daemon) lookupNow(_ context.Context, method string, raw json.RawMessage, from string) (any, error) {
 	if method != api.MethodLookup {
 		return nil, jsonrpc.ErrWouldWait
@@ -736,15 +742,16 @@ func (d *Daemon) lookupNow(_ context.Context, method string, raw json.RawMessage
 	if err := d.lookupArgs(raw, &a); err != nil {
 		return nil, err
 	}
-	if a.via != "" {
-		return nil, jsonrpc.ErrWouldWait
-	}
 	start := time.Now()
-	res, ok := d.eng.Resolver().LookupCached(a.name, a.types)
-	if !ok {
-		return nil, jsonrpc.ErrWouldWait
+	if a.via == "" {
+		if res, ok := d.eng.Resolver().LookupCached(a.name, a.types); ok {
+			return d.answered(res, a.types, from, start), nil
+		}
 	}
-	return d.answered(res, a.types, from, start), nil
+	later := a // only a call that waits has its params on the heap
+	return jsonrpc.Handler(func(ctx context.Context, _ string, _ json.RawMessage, from string) (any, error) {
+		return d.resolve(ctx, &later, from)
+	}), jsonrpc.ErrWouldWait
 }
 
 // answered counts a lookup that res answers and publishes its event.

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/delvedns/delve/internal/api"
 	"github.com/delvedns/delve/internal/json"
 )
 
-// immediate answers "now" at once, fails "now-bad" with a bad request, panics on "now-panic", and
-// leaves every other method to the handler.
+// immediate answers "now" at once, fails "now-bad" with a bad request, panics on "now-panic",
+// gives "later" and "later-echo" a handler of their own to run on a worker, and leaves every other
+// method to the session's handler.
 func immediate(_ context.Context, method string, params json.RawMessage, from string) (any, error) {
 	switch method {
 	case "now":
@@ -20,6 +22,15 @@ func immediate(_ context.Context, method string, params json.RawMessage, from st
 		return nil, api.NewError(api.CodeBadRequest, "bad at once")
 	case "now-panic":
 		panic("boom at once")
+	case "later":
+		return Handler(func(ctx context.Context, method string, params json.RawMessage, from string) (any, error) {
+			<-ctx.Done() // waits, on a worker, until the connection is gone
+			return nil, ctx.Err()
+		}), ErrWouldWait
+	case "later-echo":
+		return Handler(func(_ context.Context, method string, params json.RawMessage, from string) (any, error) {
+			return "later " + method + " from " + from, nil
+		}), ErrWouldWait
 	}
 	return nil, ErrWouldWait
 }
@@ -88,5 +99,24 @@ func TestImmediatePipelined(t *testing.T) {
 	}
 	if len(got) != n {
 		t.Fatalf("%d distinct responses, want %d", len(got), n)
+	}
+}
+
+// TestImmediateLater: a Handler returned with ErrWouldWait runs the call on a worker instead of
+// the session's Handler, and takes a slot as any call that waits.
+func TestImmediateLater(t *testing.T) {
+	ts := startServer(t, Options{Immediate: immediate, Limits: Limits{MaxInFlight: 2}})
+	c := dialRaw(t, ts.path)
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"later-echo"}` + "\n")
+	matchJSON(t, c.recv(), `{"jsonrpc":"2.0","id":1,"result":"later later-echo from socket"}`)
+	// Two calls that wait hold both slots: the third request is not read until one ends, and the
+	// call after it, which Immediate would answer, waits behind it.
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"later"}` + "\n" + `{"jsonrpc":"2.0","id":3,"method":"later"}` + "\n" +
+		`{"jsonrpc":"2.0","id":4,"method":"later-echo"}` + "\n" + `{"jsonrpc":"2.0","id":5,"method":"now"}` + "\n")
+	if s, err := c.recvErr(300 * time.Millisecond); err == nil {
+		t.Fatalf("got %s while two calls held every slot, want nothing", s)
+	}
+	if n := ts.fake.calls.Load(); n != 0 {
+		t.Fatalf("the session's Handler ran %d calls, want none", n)
 	}
 }

@@ -21,9 +21,10 @@ type SessionOptions struct {
 	Handler Handler
 	// Immediate, when set, runs a call in the goroutine that read it, before the call is given to
 	// a worker: it answers the calls it can without waiting for anything (a lookup whose answer is
-	// cached), and returns ErrWouldWait for the others, which then run on a worker as Handler's.
-	// A call answered so costs no hand-off between goroutines; one given to a worker costs two
-	// (to the worker, then to the connection's writer).
+	// cached), and returns ErrWouldWait for the others, which then run on a worker as Handler's;
+	// or, with ErrWouldWait, a Handler as the result to run on the worker instead, which goes on
+	// with what Immediate has done (the params it decoded). A call answered at once costs no
+	// hand-off between goroutines; one given to a worker costs two (to the worker and back).
 	Immediate Handler
 	// From names the transport for the handler: "socket", "websocket".
 	From   string
@@ -158,12 +159,14 @@ func (s *Session) Handle(msg []byte) {
 			return
 		}
 		if s.now != nil {
-			if res, err := s.invoke(r, s.now); !errors.Is(err, ErrWouldWait) {
+			res, err := s.invoke(r, s.now)
+			if !errors.Is(err, ErrWouldWait) {
 				if resp := s.respond(r, res, err); resp != nil {
 					s.send(resp)
 				}
 				return
 			}
+			r.later, _ = res.(Handler)
 		}
 		if !s.acquire(s.msgs) {
 			return
@@ -264,6 +267,7 @@ func (s *Session) batch(elems [][]byte) []byte {
 type request struct {
 	id     []byte // raw, as received; nil for a notification
 	method string
+	later  Handler         // runs the call instead of the session's Handler: see SessionOptions.Immediate
 	params json.RawMessage // nil when absent
 	// badParams, when set, is the invalid-params message: params is neither object nor array.
 	badParams string
@@ -317,7 +321,11 @@ func parseRequest(data []byte) (*request, []byte) {
 
 // call runs one request and returns its response, or nil for a notification.
 func (s *Session) call(r *request) []byte {
-	res, err := s.invoke(r, s.h)
+	h := s.h
+	if r.later != nil {
+		h = r.later
+	}
+	res, err := s.invoke(r, h)
 	return s.respond(r, res, err)
 }
 
