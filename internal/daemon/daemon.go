@@ -710,23 +710,29 @@ func (d *Daemon) lookup(ctx context.Context, raw json.RawMessage, from string) (
 	if err := d.lookupArgs(raw, &a); err != nil {
 		return nil, err
 	}
-	return d.resolve(ctx, &a, from)
+	return d.resolve(ctx, &a, from, nil, time.Time{})
 }
 
-// resolve runs a lookup whose params are checked.
-func (d *Daemon) resolve(ctx context.Context, a *lookupArgs, from string) (*api.LookupResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	start := time.Now()
-	res, err := d.eng.Resolver().Lookup(ctx, a.name, a.types, a.via)
-	if err != nil {
-		d.lookups.Add(1)
-		d.failures.Add(1)
-		aerr := lookupError(a.name, a.timeout, err, errors.Is(ctx.Err(), context.DeadlineExceeded))
-		d.lookupEvent(jsonrpc.Event{Name: a.name, Error: string(aerr.Code)}, a.types, from, start)
-		return nil, aerr
+// resolve runs a lookup whose params are checked, counts it and publishes its event. cached, when
+// not nil, is its answer from the cache, found at start.
+func (d *Daemon) resolve(ctx context.Context, a *lookupArgs, from string, cached *resolver.Result, start time.Time) (*api.LookupResult, error) {
+	res := cached
+	if res == nil {
+		ctx, cancel := context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+		start = time.Now()
+		var err error
+		if res, err = d.eng.Resolver().Lookup(ctx, a.name, a.types, a.via); err != nil {
+			d.lookups.Add(1)
+			d.failures.Add(1)
+			aerr := lookupError(a.name, a.timeout, err, errors.Is(ctx.Err(), context.DeadlineExceeded))
+			d.lookupEvent(jsonrpc.Event{Name: a.name, Error: string(aerr.Code)}, a.types, from, start)
+			return nil, aerr
+		}
 	}
-	return d.answered(res, a.types, from, start), nil
+	d.lookups.Add(1)
+	d.lookupEvent(jsonrpc.Event{Name: a.name, Rcode: api.RcodeName(res.Rcode), Upstream: res.Upstream, RTTms: api.Millis(res.RTT), Cached: res.Cached}, a.types, from, start)
+	return LookupResult(res), nil
 }
 
 // lookupNow answers the lookups whose answer is cached in the goroutine that read the call
@@ -734,7 +740,7 @@ func (d *Daemon) resolve(ctx context.Context, a *lookupArgs, from string) (*api.
 // calls wait for handlerFor's handler (jsonrpc.ErrWouldWait); lookups of several types or through
 // a named upstream, and answers not cached, for the rest of the lookup with the params decoded
 // here; bad params are answered at once.
-func (d *Daemon) lookupNow(_ context.Context, method string, raw json.RawMessage, from string) (any, error) {
+func (d *Daemon) lookupNow(ctx context.Context, method string, raw json.RawMessage, from string) (any, error) {
 	if method != api.MethodLookup {
 		return nil, jsonrpc.ErrWouldWait
 	}
@@ -745,20 +751,13 @@ func (d *Daemon) lookupNow(_ context.Context, method string, raw json.RawMessage
 	start := time.Now()
 	if a.via == "" {
 		if res, ok := d.eng.Resolver().LookupCached(a.name, a.types); ok {
-			return d.answered(res, a.types, from, start), nil
+			return d.resolve(ctx, &a, from, res, start)
 		}
 	}
 	later := a // only a call that waits has its params on the heap
 	return jsonrpc.Handler(func(ctx context.Context, _ string, _ json.RawMessage, from string) (any, error) {
-		return d.resolve(ctx, &later, from)
+		return d.resolve(ctx, &later, from, nil, time.Time{})
 	}), jsonrpc.ErrWouldWait
-}
-
-// answered counts a lookup that res answers and publishes its event.
-func (d *Daemon) answered(res *resolver.Result, types []uint16, from string, start time.Time) *api.LookupResult {
-	d.lookups.Add(1)
-	d.lookupEvent(jsonrpc.Event{Name: res.Name, Rcode: api.RcodeName(res.Rcode), Upstream: res.Upstream, RTTms: api.Millis(res.RTT), Cached: res.Cached}, types, from, start)
-	return LookupResult(res)
 }
 
 // LookupResult is the lookup method's result for a resolver result: the answers capped at
