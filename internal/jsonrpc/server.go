@@ -252,8 +252,7 @@ type conn struct {
 	closing bool
 
 	wmu    sync.Mutex // held while writing a response
-	bw     *bufio.Writer
-	failed bool // a write failed: the peer is cut off and the responses after it are dropped
+	failed bool       // a write failed: the peer is cut off and the responses after it are dropped
 	cancel context.CancelFunc
 }
 
@@ -288,7 +287,6 @@ func (c *conn) serve() {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 
-	c.bw = bufio.NewWriterSize(c.nc, 4096)
 	c.cancel = cancel
 	sess := NewSession(ctx, SessionOptions{
 		Handler: s.opts.Handler, Immediate: s.opts.Immediate, From: "socket", Limits: s.lim,
@@ -299,7 +297,8 @@ func (c *conn) serve() {
 	c.nc.Close()
 }
 
-// send writes a response and its newline. It waits while another response is being written, and
+// send writes a response and its newline, in one system call and without a buffer of the
+// connection's own (b is the sender's to give: the newline is appended to it). It waits while another response is being written, and
 // a peer that does not read makes it wait up to WriteTimeout: that is how such a peer stops the
 // server from reading more requests. It returns false once writing has failed.
 func (c *conn) send(b []byte) bool {
@@ -309,18 +308,14 @@ func (c *conn) send(b []byte) bool {
 		return false
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
-	c.bw.Write(b)
-	err := c.bw.WriteByte('\n')
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	if err != nil {
+	if _, err := c.nc.Write(append(b, '\n')); err != nil {
 		c.s.log.Debug("writing a response", "err", err)
 		c.failed = true
 		c.cancel()
 		c.nc.Close() // ends the reader too
+		return false
 	}
-	return err == nil
+	return true
 }
 
 func (c *conn) read(sess *Session, send func([]byte) bool) {

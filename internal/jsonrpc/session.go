@@ -30,9 +30,10 @@ type SessionOptions struct {
 	From   string
 	Limits Limits
 	Logger *slog.Logger
-	// Send hands one response, without framing, to the connection's single writer. It returns
-	// false when the connection is gone. It may block while the writer is busy: that is how a
-	// peer that does not read its responses stops the server from reading more requests.
+	// Send hands one response, without framing, to the connection's writer; the response is
+	// the transport's from then on (the socket appends its newline to it). It returns false
+	// when the connection is gone. It may block while the writer is busy: that is how a peer
+	// that does not read its responses stops the server from reading more requests.
 	Send func([]byte) bool
 }
 
