@@ -90,6 +90,7 @@ type Options struct {
 
 // Event describes one answered query.
 type Event struct {
+	_         [0]func()     // never compared: no equality function in the binary
 	Name      string        // the question name as the client sent it
 	Type      string        // "A", "AAAA", ... (TYPEnnn for unknown types)
 	Rcode     string        // "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", ...

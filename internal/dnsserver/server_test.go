@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -581,7 +582,7 @@ func TestEvents(t *testing.T) {
 			t.Errorf("event %d: client %v", i, e.Client)
 		}
 		e.Client = w.Client
-		if e != w {
+		if !reflect.DeepEqual(e, w) {
 			t.Errorf("event %d:\n got %+v\nwant %+v", i, e, w)
 		}
 	}

@@ -12,7 +12,7 @@
 // (syscall.RawConn), deadlines and Close work as on the net.Conn, and errors come back shaped as
 // net.Conn's (*net.OpError wrapping *os.SyscallError, io.EOF at the end).
 //
-// Linux only (the package is empty elsewhere). Measured with `perf stat -e
+// Elsewhere than Linux, IO uses the connection's own methods. Measured with `perf stat -e
 // syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep` on the daemon during delvebench's
 // one-client UDP cache-miss run (bench/README.md, "One client at a time").
 package rawio

@@ -12,14 +12,23 @@ import (
 	"unsafe"
 )
 
-// IO makes the reads and writes of one connection: Init it with the connection's RawConn, then
-// call Read and Write in place of the connection's own.
+// IO makes the reads and writes of one connection: Init it with the connection, then call Read
+// and Write in place of the connection's own.
 type IO struct {
 	r, w op
 }
 
-// Init readies x for the connection whose RawConn rc is.
-func (x *IO) Init(rc syscall.RawConn) {
+// Init readies x for c. A connection without a descriptor (net.Pipe) is read and written
+// through its own methods.
+func (x *IO) Init(c net.Conn) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
 	x.r.init(rc, syscall.SYS_READ)
 	x.w.init(rc, syscall.SYS_WRITE)
 }
@@ -88,6 +97,9 @@ func (o *op) do(c net.Conn, b []byte) (int, error) {
 
 // Read reads into b from c, as c's Read would.
 func (x *IO) Read(c net.Conn, b []byte) (int, error) {
+	if x.r.rc == nil {
+		return c.Read(b)
+	}
 	if len(b) == 0 {
 		return 0, nil
 	}
@@ -100,6 +112,9 @@ func (x *IO) Read(c net.Conn, b []byte) (int, error) {
 
 // Write writes all of b to c, or fails, as c's Write would.
 func (x *IO) Write(c net.Conn, b []byte) (int, error) {
+	if x.w.rc == nil {
+		return c.Write(b)
+	}
 	done := 0
 	for done < len(b) {
 		n, err := x.w.do(c, b[done:])

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -57,12 +56,11 @@ func (c *rawConn) Read(b []byte) (int, error)  { return c.io.Read(c.Conn, b) }
 func (c *rawConn) Write(b []byte) (int, error) { return c.io.Write(c.Conn, b) }
 
 func wrapped(t *testing.T, c net.Conn) net.Conn {
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := &rawConn{Conn: c}
-	w.io.Init(rc)
+	w.io.Init(c)
+	if w.io.r.rc == nil {
+		t.Fatalf("IO did not take %T's descriptor", c)
+	}
 	return w
 }
 
@@ -221,5 +219,23 @@ func TestNoAllocations(t *testing.T) {
 	// b is a plain net.Conn, which allocates nothing here either.
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per round trip", allocs)
+	}
+}
+
+// TestPipeUsesItsOwnMethods: a connection without a descriptor is read and written as it is.
+func TestPipeUsesItsOwnMethods(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	w := &rawConn{Conn: a}
+	w.io.Init(a)
+	go func() { _, _ = b.Write([]byte("ping")) }()
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(w, got); err != nil || string(got) != "ping" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	go func() { _, _ = io.ReadFull(b, got) }()
+	if n, err := w.Write([]byte("pong")); n != 4 || err != nil {
+		t.Fatalf("wrote %d, %v", n, err)
 	}
 }

@@ -34,7 +34,7 @@ func quickAck(nc net.Conn) net.Conn {
 		return nc
 	}
 	q := &quickAckConn{Conn: tc, rc: rc}
-	q.io.Init(rc)
+	q.io.Init(tc)
 	q.set()
 	return q
 }
