@@ -1,6 +1,7 @@
 // Package rawio reads and writes a socket the runtime's poller already manages with raw system
-// calls, for the sockets a lookup crosses: the upstream's TCP connection under TLS and the DNS
-// listener's UDP replies.
+// calls, for the stream sockets a lookup crosses: the upstream's TCP connection under TLS and the
+// JSON-RPC socket's connections. (The DNS listener's UDP socket does the same in its own batch
+// reads and writes, internal/dnsserver's batchConn.)
 //
 // Why: the socket is non-blocking, so read(2) and write(2) return at once; net.Conn makes them
 // through syscall.Syscall all the same, which tells the scheduler the thread may block
@@ -14,5 +15,5 @@
 //
 // Elsewhere than Linux, IO uses the connection's own methods. Measured with `perf stat -e
 // syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep` on the daemon during delvebench's
-// one-client UDP cache-miss run (bench/README.md, "One client at a time").
+// one-client runs (bench/README.md, "One client at a time").
 package rawio
