@@ -25,6 +25,9 @@ import (
 func lateServer(t *testing.T, delay time.Duration) (*dotServer, func()) {
 	t.Helper()
 	var late sync.WaitGroup
+	// mu orders every Add before the Wait for the race detector: a reply read over a socket is
+	// no happens-before edge, so an Add from 0 could otherwise race with a Wait that must block.
+	var mu sync.Mutex
 	s := newDoTServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
 		r := new(dns.Msg)
 		r.SetReply(q)
@@ -36,14 +39,20 @@ func lateServer(t *testing.T, delay time.Duration) (*dotServer, func()) {
 			_ = w.WriteMsg(r)
 			return
 		}
+		mu.Lock()
 		late.Add(1)
+		mu.Unlock()
 		go func() {
 			defer late.Done()
 			time.Sleep(delay)
 			_ = w.WriteMsg(r)
 		}()
 	})
-	return s, late.Wait
+	return s, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		late.Wait()
+	}
 }
 
 // TestSlowNamesDoNotTakeTheUpstreamDown: issue 12's first reproduction. Lookups of names the only
