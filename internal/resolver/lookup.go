@@ -60,7 +60,9 @@ func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
 	res := &Result{Name: name, Types: types, Cached: true, Secure: true, Rcode: -1}
 	var firstErr error
 	ok := 0
-	seen := map[string]bool{}
+	// The keys of the records kept, made once there is a second record to compare: a lookup of
+	// one record (most cached A or AAAA answers) then packs no key and makes no map.
+	var seen map[string]bool
 	var buf []byte
 	for _, tr := range replies {
 		if tr.err != nil {
@@ -80,7 +82,16 @@ func merge(name string, types []uint16, replies []typeReply) (*Result, error) {
 		res.Secure = res.Secure && m.AuthenticatedData
 		res.Rcode = mergeRcode(res.Rcode, m.Rcode)
 		for _, rr := range m.Answer {
+			if len(res.Answers) == 0 {
+				res.Answers = append(res.Answers, rr)
+				continue
+			}
 			var k string
+			if seen == nil {
+				seen = make(map[string]bool, len(m.Answer)+1)
+				k, buf = rrKey(res.Answers[0], buf)
+				seen[k] = true
+			}
 			if k, buf = rrKey(rr, buf); !seen[k] {
 				seen[k] = true
 				res.Answers = append(res.Answers, rr)
