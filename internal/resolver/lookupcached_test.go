@@ -8,7 +8,6 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/delvedns/delve/internal/testenv"
-	"github.com/delvedns/delve/internal/upstream"
 )
 
 // TestLookupCached: LookupCached misses on what is not cached without counting it, and gives for
@@ -55,14 +54,7 @@ func TestLookupCached(t *testing.T) {
 // BenchmarkLookupCached is a socket lookup's cached answer of one A record (an in-process DoT
 // server fills the cache once).
 func BenchmarkLookupCached(b *testing.B) {
-	srv := newDoTServer(b, reply(dns.RcodeSuccess, 0))
-	u, err := upstream.New(upstream.Options{Name: "bench", Address: "127.0.0.1", Port: srv.port, TLSName: "dot.delve.test", RootCAs: srv.ca.Pool()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer u.Close()
-	r := New(Options{CacheSize: 1024}, []*upstream.Upstream{u})
-	defer r.Close()
+	r := benchResolver(b)
 	a := []uint16{dns.TypeA}
 	if _, err := r.Lookup(context.Background(), "one.example.", a, ""); err != nil {
 		b.Fatal(err)
