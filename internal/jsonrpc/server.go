@@ -307,7 +307,7 @@ func (c *conn) serve() {
 		Handler: s.opts.Handler, Immediate: s.opts.Immediate, From: "socket", Limits: s.lim,
 		Logger: s.log, Send: c.send,
 	})
-	c.read(sess, c.send)
+	c.read(sess)
 	sess.Wait()
 	c.nc.Close()
 }
@@ -336,7 +336,7 @@ func (c *conn) send(b []byte) bool {
 	return true
 }
 
-func (c *conn) read(sess *Session, send func([]byte) bool) {
+func (c *conn) read(sess *Session) {
 	max := c.s.lim.MaxMessage
 	br := bufio.NewReaderSize(c, 4096)
 	var line []byte
@@ -358,7 +358,7 @@ func (c *conn) read(sess *Session, send func([]byte) bool) {
 			// Answer at once: the client may be waiting for a reply before sending the newline.
 			line = line[:0]
 			discarding = !complete
-			send(ErrorResponse(api.CodeTooLarge, "the request is larger than "+strconv.Itoa(max)+" bytes"))
+			c.send(ErrorResponse(api.CodeTooLarge, "the request is larger than "+strconv.Itoa(max)+" bytes"))
 		default:
 			line = append(line, body...)
 			if complete {

@@ -88,11 +88,13 @@ func (o *op) do(c net.Conn, b []byte) (int, error) {
 		if errors.As(err, &oe) {
 			err = oe.Err
 		}
-		return 0, &net.OpError{Op: name, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	case o.errno != 0:
-		return 0, &net.OpError{Op: name, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(name, o.errno)}
+		err = os.NewSyscallError(name, o.errno)
+	default:
+		return o.n, nil
 	}
-	return o.n, nil
+	local := c.LocalAddr()
+	return 0, &net.OpError{Op: name, Net: local.Network(), Source: local, Addr: c.RemoteAddr(), Err: err}
 }
 
 // Read reads into b from c, as c's Read would.
